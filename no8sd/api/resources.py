@@ -1,0 +1,175 @@
+"""HTTP handlers for /api/v1/resources and its per-resource control routes."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from no8sd import lifecycle
+from no8sd.api import keys
+from no8sd.api import schemas as s
+from no8sd.api.routes import LIMIT, OFFSET, Param, Routes
+from no8sd.api.util import (
+    json_body,
+    json_response,
+    path_id,
+    query_bool,
+    query_int,
+    query_str,
+)
+from no8sd.errors import Unprocessable
+from no8sd.records import history_rest, resource_rest
+from no8sd.store import resources as store
+
+routes = Routes("resources")
+
+_ERR = ("Error", s.ERROR)
+_NAME_RE = re.compile(s.NAME_PATTERN)
+_BY_ID = "/api/v1/resources/{resource_id}"
+DRY_RUN = Param("dry_run", {"type": "boolean"},
+                "Run validation and admission and return what would be stored, storing nothing")
+
+
+def check_name(name: str, field: str = "name") -> None:
+    """Apply the resource-name rules, each failure with its own message (422)."""
+    if not name:
+        raise Unprocessable(f"{field} cannot be empty")
+    if len(name) > 63:
+        raise Unprocessable(f"{field} cannot exceed 63 characters")
+    if not _NAME_RE.match(name):
+        raise Unprocessable(
+            f"{field} must consist of lowercase alphanumeric characters or '-', "
+            "must start and end with an alphanumeric character"
+        )
+
+
+@routes.add("POST", "/api/v1/resources", summary="Create a resource", body=s.RESOURCE_CREATE,
+            query=(DRY_RUN,),
+            responses={201: ("Created", s.RESOURCE), 200: ("Dry run result", s.RESOURCE),
+                       400: ("Invalid spec, type or plugin", s.ERROR),
+                       403: ("Denied by admission", s.ERROR),
+                       409: ("Name taken", s.ERROR), 413: _ERR, 422: _ERR})
+async def create(request: web.Request) -> web.Response:
+    """Create a resource; it starts pending and is due for reconciliation at once."""
+    body = s.RESOURCE_CREATE.check(await json_body(request))
+    check_name(body["name"])
+    dry_run = query_bool(request, "dry_run")
+    created = await request.app[keys.DOMAIN].create_resource(
+        name=body["name"], type_name=body["resource_type_name"],
+        version=body["resource_type_version"], spec=body.get("spec"),
+        plugin_config=body.get("plugin_config"), metadata=body.get("metadata"),
+        action_plugin=body.get("action_plugin") or "", dry_run=dry_run)
+    return json_response(resource_rest(created), status=200 if dry_run else 201)
+
+
+@routes.add("GET", "/api/v1/resources", summary="List resources (id order)",
+            query=(Param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
+                   Param("resource_type_name", {"type": "string"}),
+                   Param("resource_type_version", {"type": "string"}), LIMIT, OFFSET),
+            responses={200: ("Resources", s.array_of(s.RESOURCE)), 422: _ERR})
+async def list_resources(request: web.Request) -> web.Response:
+    """List resources, filtered by status and type, paged with limit/offset."""
+    found = await store.list_resources(
+        request.app[keys.DB],
+        status=query_str(request, "status", choices=lifecycle.STATUSES),
+        type_name=query_str(request, "resource_type_name"),
+        version=query_str(request, "resource_type_version"),
+        limit=query_int(request, "limit", 100),
+        offset=query_int(request, "offset", 0, maximum=2**62))
+    return json_response([resource_rest(r) for r in found])
+
+
+@routes.add("GET", _BY_ID, summary="Get a resource",
+            responses={200: ("Resource", s.RESOURCE), 404: _ERR, 422: _ERR})
+async def get_resource(request: web.Request) -> web.Response:
+    """Read one resource by id (deleting resources stay readable until removed)."""
+    found = await store.get(request.app[keys.DB], path_id(request, "resource_id"))
+    return json_response(resource_rest(found))
+
+
+@routes.add("GET", "/api/v1/resources/by-name/{resource_type_name}/{resource_type_version}/{name}",
+            summary="Get a resource by type, version and name",
+            responses={200: ("Resource", s.RESOURCE), 404: _ERR})
+async def get_by_name(request: web.Request) -> web.Response:
+    """Read one resource by its type, version and name."""
+    info = request.match_info
+    found = await store.get_by_name(request.app[keys.DB], info["resource_type_name"],
+                                    info["resource_type_version"], info["name"])
+    return json_response(resource_rest(found))
+
+
+@routes.add("PUT", _BY_ID, summary="Update a resource", body=s.RESOURCE_UPDATE,
+            query=(DRY_RUN,),
+            responses={200: ("Updated", s.RESOURCE), 400: ("Invalid spec", s.ERROR),
+                       403: ("Denied by admission", s.ERROR), 404: _ERR,
+                       409: ("Being deleted", s.ERROR), 413: _ERR, 422: _ERR})
+async def update(request: web.Request) -> web.Response:
+    """Replace spec, plugin_config and/or metadata; spec or plugin_config changes start a
+    new generation."""
+    resource_id = path_id(request, "resource_id")
+    body = s.RESOURCE_UPDATE.check(await json_body(request))
+    changes = {k: body[k] for k in ("spec", "plugin_config", "metadata") if body.get(k) is not None}
+    updated = await request.app[keys.DOMAIN].update_resource(
+        resource_id, changes, dry_run=query_bool(request, "dry_run"))
+    return json_response(resource_rest(updated))
+
+
+@routes.add("DELETE", _BY_ID, summary="Delete a resource (finalizers run first)",
+            responses={202: ("Marked for deletion", s.MESSAGE),
+                       403: ("Denied by admission", s.ERROR), 404: _ERR, 422: _ERR})
+async def delete(request: web.Request) -> web.Response:
+    """Mark a resource for deletion; it is removed once its finalizers are gone."""
+    resource_id = path_id(request, "resource_id")
+    await request.app[keys.DOMAIN].delete_resource(resource_id)
+    return json_response({"message": "Resource marked for deletion", "resource_id": resource_id},
+                         status=202)
+
+
+@routes.add("POST", _BY_ID + "/reconcile", summary="Reconcile a resource now",
+            responses={202: ("Triggered", s.MESSAGE), 404: _ERR, 422: _ERR})
+async def reconcile(request: web.Request) -> web.Response:
+    """Make the resource due now and wake its reconciler."""
+    resource_id = path_id(request, "resource_id")
+    await request.app[keys.DOMAIN].trigger(resource_id)
+    return json_response({"message": "Reconciliation triggered", "resource_id": resource_id},
+                         status=202)
+
+
+@routes.add("PUT", _BY_ID + "/finalizers", summary="Add and remove finalizers",
+            body=s.FINALIZERS_EDIT,
+            responses={200: ("Updated resource, or a removal message",
+                             {"oneOf": [s.RESOURCE, s.MESSAGE]}),
+                       404: _ERR, 422: _ERR})
+async def finalizers(request: web.Request) -> web.Response:
+    """Add, then remove finalizers; removing the last one of a deleting resource removes it."""
+    resource_id = path_id(request, "resource_id")
+    body = s.FINALIZERS_EDIT.check(await json_body(request, required=False))
+    updated = await request.app[keys.DOMAIN].edit_finalizers(
+        resource_id, body.get("add", []), body.get("remove", []))
+    if updated is None:
+        return json_response({"message": "All finalizers removed, resource deleted",
+                              "resource_id": resource_id})
+    return json_response(resource_rest(updated))
+
+
+@routes.add("GET", _BY_ID + "/history", summary="Reconciliation history, newest first",
+            query=(Param("limit", {"type": "integer", "minimum": 0, "maximum": 1000,
+                                   "default": 10}),),
+            responses={200: ("History", s.array_of(s.HISTORY)), 404: _ERR, 422: _ERR})
+async def history(request: web.Request) -> web.Response:
+    """Read a resource's reconciliation history."""
+    resource_id = path_id(request, "resource_id")
+    limit = query_int(request, "limit", 10)
+    db = request.app[keys.DB]
+    await store.get(db, resource_id)
+    rows = await store.history(db, resource_id, limit)
+    return json_response([history_rest(row) for row in rows])
+
+
+@routes.add("GET", _BY_ID + "/outputs", summary="A resource's outputs",
+            responses={200: ("Outputs", s.OUTPUTS), 404: _ERR, 422: _ERR})
+async def outputs(request: web.Request) -> web.Response:
+    """Read the outputs a reconciler reported."""
+    found = await store.get(request.app[keys.DB], path_id(request, "resource_id"))
+    return json_response({"outputs": found["outputs"]})

@@ -1,0 +1,178 @@
+"""Builds the aiohttp application and runs the daemon.
+
+Start-up order: bind the listening sockets (a busy port fails before anything else),
+open the store (lock, migrations), load and start the plugins, then serve. Shutdown
+runs in reverse: stop listening and end streams, let in-flight requests finish, stop
+the plugins (grace period, then cancel), close the store cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from no8sd import __version__
+from no8sd.api import health, keys, resource_types, resources
+from no8sd.api.errors import error_middleware
+from no8sd.config import Settings
+from no8sd.domain import Domain
+from no8sd.errors import StartupError
+from no8sd.events import Hub
+from no8sd.plugins.base import ReconcilerPlugin
+from no8sd.plugins.context import PluginServices
+from no8sd.plugins.host import PluginHost
+from no8sd.store import events as events_store
+from no8sd.store.db import Database
+from no8sd.timeutil import now
+
+log = logging.getLogger("no8sd")
+
+ROUTE_MODULES = (health, resource_types, resources)
+PRUNE_EVERY = 60.0
+
+
+def all_routes() -> list[Any]:
+    """Every declared route of the API, for registration and the OpenAPI document."""
+    return [route for module in ROUTE_MODULES for route in module.routes.items]
+
+
+def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> web.Application:
+    """Build the application; nothing is opened until it starts up."""
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=settings.max_body_bytes)
+    db = Database(settings.db_path, synchronous=settings.synchronous)
+    hub = Hub()
+    db.on_commit(hub.publish)
+    host = PluginHost(restart_base=settings.plugin_restart_base)
+    app[keys.SETTINGS] = settings
+    app[keys.DB] = db
+    app[keys.HUB] = hub
+    app[keys.HOST] = host
+    app[keys.DOMAIN] = Domain(db, host)
+    app[keys.STOPPING] = asyncio.Event()
+    for module in ROUTE_MODULES:
+        module.routes.register(app)
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
+    app.cleanup_ctx.append(_maintenance_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = app[keys.DB]
+    log.info("Using database %s", db.path)
+    await db.open()
+    _, newest = await events_store.bounds(db)
+    app[keys.HUB].last_id = newest
+    yield
+    await db.close()
+    log.info("Database closed")
+
+
+def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application],
+                                                               AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[keys.SETTINGS]
+        host = app[keys.HOST]
+        host.discover(entry_points=settings.entry_points, extra=list(settings.plugins),
+                      instances=instances)
+        services = PluginServices(app[keys.DB], app[keys.HUB], settings.scheduling,
+                                  settings.history_limit)
+        host.start(services)
+        yield
+        await host.stop(settings.shutdown_grace)
+
+    return ctx
+
+
+async def _maintenance_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_prune_loop(app), name="event-retention")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _prune_loop(app: web.Application) -> None:
+    """Keep the event log within its retention count and age."""
+    settings = app[keys.SETTINGS]
+    db = app[keys.DB]
+    while True:
+        try:
+            removed = await db.write(events_store.prune, max_count=settings.event_retention_count,
+                                     max_age=settings.event_retention_age, now=now())
+            if removed:
+                log.debug("Pruned %d events", removed)
+        except Exception:
+            log.exception("Event retention failed")
+        await asyncio.sleep(PRUNE_EVERY)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    app[keys.STOPPING].set()
+
+
+# ---- running the daemon -------------------------------------------------------------
+
+
+def bind(settings: Settings) -> list[socket.socket]:
+    """Open the listening sockets now, so a busy port is reported before anything starts."""
+    sockets = []
+    try:
+        for host in settings.hosts:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                sock = socket.create_server((host, settings.port), family=family, backlog=1024)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {host}:{settings.port}: {exc.strerror or exc}"
+                ) from None
+            sock.setblocking(False)
+            sockets.append(sock)
+    except StartupError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run the daemon until SIGTERM/SIGINT (or `stop` is set)."""
+    stop = stop or asyncio.Event()
+    sockets = bind(settings)
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_grace)
+    try:
+        await runner.setup()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        with contextlib.suppress(Exception):
+            await runner.cleanup()
+        raise
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        for sock in sockets:
+            site = web.SockSite(runner, sock)
+            await site.start()
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            log.info("no8sd %s listening on http://%s:%d", __version__, shown, port)
+        await stop.wait()
+        log.info("Shutting down")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+        log.info("Stopped")

@@ -1,0 +1,62 @@
+"""One Settings object for the daemon: command-line flags > NO8SD_* environment > defaults.
+
+The CLI maps its options (each with an NO8SD_* variable) into `Settings` in one place;
+everything else receives a Settings and never reads the environment itself.
+`platformdirs` supplies only the default database location.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from no8sd.lifecycle import Scheduling
+
+APP_NAME = "no8sd"
+DB_FILENAME = "no8sd.db"
+
+
+def default_db_path() -> Path:
+    """`$STATE_DIRECTORY/no8sd.db` under systemd, else the user data dir."""
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        # systemd passes a colon-separated list when several StateDirectory= are set.
+        return Path(state.split(":")[0]) / DB_FILENAME
+    return platformdirs.user_data_path(APP_NAME) / DB_FILENAME
+
+
+@dataclass
+class Settings:
+    """Everything configurable about one daemon."""
+
+    db_path: Path = field(default_factory=default_db_path)
+    """The SQLite database file (created if missing)."""
+    hosts: tuple[str, ...] = ("127.0.0.1",)
+    """Addresses to listen on."""
+    port: int = 8000
+    """TCP port to listen on (0 = any free port)."""
+    log_level: str = "INFO"
+    plugins: tuple[str, ...] = ()
+    """Extra reconciler plugins as module:Class, loaded besides the installed entry points."""
+    entry_points: bool = True
+    """Whether to discover installed plugins through the no8s.reconcilers entry points."""
+    scheduling: Scheduling = field(default_factory=Scheduling)
+    """Drift interval, failure backoff and reconcile timeout (seconds)."""
+    shutdown_grace: float = 10.0
+    """Seconds plugins and in-flight requests get to finish on shutdown."""
+    plugin_restart_base: float = 5.0
+    """First delay (seconds) before restarting a crashed plugin; doubles up to 300 s."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest accepted request body (bytes)."""
+    history_limit: int = 100
+    """History entries kept per resource."""
+    event_retention_count: int = 20_000
+    """Events kept in the log for SSE resume (newest first)."""
+    event_retention_age: float = 7 * 24 * 3600.0
+    """Oldest event kept in the log (seconds)."""
+    synchronous: str = "FULL"
+    """SQLite synchronous level: FULL survives power loss; NORMAL is faster and may lose
+    the last commits (never corrupts) on power loss."""

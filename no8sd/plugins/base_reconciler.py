@@ -1,0 +1,138 @@
+"""BaseReconciler: the standard loop, so a plugin author writes only `reconcile()`.
+
+The loop claims due resources, runs `reconcile()` for each (at most
+`max_concurrent_reconciles` at once, never two for the same resource), and records the
+outcome. It sleeps until the earliest due time of its types, and is woken within
+milliseconds when a change makes work due now, instead of polling on an interval.
+
+If `reconcile()` does not set a status itself, the loop does: success → ready (with
+the reconciled generation observed), failure, exception or timeout → failed (with
+backoff). For a deleting resource, success releases the plugin's finalizer and removes
+the resource once no finalizers remain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from no8sd import lifecycle
+from no8sd.plugins.base import ReconcileResult, ReconcilerPlugin
+from no8sd.plugins.context import ReconcilerContext
+from no8sd.timeutil import now
+
+log = logging.getLogger(__name__)
+
+
+class BaseReconciler(ReconcilerPlugin):
+    """Subclass, set `name` and `resource_types`, implement `reconcile()`."""
+
+    reconcile_interval: float = 30.0  # longest sleep when nothing is due (a safety net)
+    max_concurrent_reconciles: int = 1
+    reconcile_timeout: float | None = None  # None = the daemon's --reconcile-timeout
+
+    async def start(self, ctx: ReconcilerContext) -> None:
+        """Run the claim → reconcile → record loop until shutdown."""
+        waker = asyncio.Event()
+        ctx._add_waker(waker)
+        running: dict[int, asyncio.Task[None]] = {}
+        limit = max(1, int(self.max_concurrent_reconciles))
+        cycle = 0
+        try:
+            while not ctx.shutdown_event.is_set():
+                waker.clear()
+                free = limit - len(running)
+                claimed: list[dict[str, Any]] = []
+                if free > 0:
+                    cycle += 1
+                    # Every fourth claim keeps a slot for routine work so a backlog of
+                    # re-checks drains even while fresh changes keep arriving.
+                    routine = max(free // 4, 1 if cycle % 4 == 0 else 0)
+                    try:
+                        claimed = await ctx._claim(ctx._types, free, frozenset(running),
+                                                   routine_slots=routine)
+                    except Exception:
+                        log.exception("Reconciler '%s' could not fetch due work", self.name)
+                        await _sleep_or(ctx.shutdown_event, 1.0)
+                        continue
+                    for resource in claimed:
+                        task = asyncio.create_task(self._run_one(resource, ctx),
+                                                   name=f"reconcile:{self.name}:{resource['id']}")
+                        running[resource["id"]] = task
+                        task.add_done_callback(
+                            lambda _t, rid=resource["id"]: running.pop(rid, None))
+                if claimed and len(claimed) == free:
+                    # The slots are full: wait for one to free up (or for shutdown).
+                    await _wait_first(ctx.shutdown_event, None, running.values(), None)
+                    continue
+                timeout = await self._sleep_time(ctx)
+                await _wait_first(ctx.shutdown_event, waker, running.values(), timeout)
+        finally:
+            ctx._remove_waker(waker)
+            if running:
+                # Let in-flight reconciles finish; the host cancels us after its grace period.
+                await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def _sleep_time(self, ctx: ReconcilerContext) -> float:
+        try:
+            due = await ctx._next_due()
+        except Exception:
+            return 1.0
+        if due is None:
+            return self.reconcile_interval
+        return min(max(due - now(), 0.0) + 0.001, self.reconcile_interval)
+
+    async def _run_one(self, resource: dict[str, Any], ctx: ReconcilerContext) -> None:
+        note = ctx._track(resource["id"])
+        timeout = self.reconcile_timeout or ctx._services.rules.reconcile_timeout
+        started = time.monotonic()
+        try:
+            result = await asyncio.wait_for(self.reconcile(resource, ctx), timeout)
+            if not isinstance(result, ReconcileResult):
+                result = ReconcileResult(success=bool(result), message="")
+        except TimeoutError:
+            log.error("Reconciler '%s' timed out after %ss on resource %s (%s)", self.name,
+                      timeout, resource["id"], resource["name"])
+            result = ReconcileResult(False, f"reconcile timed out after {timeout:g}s")
+            note.status_written = False
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("Reconciler '%s' failed on resource %s (%s)", self.name,
+                          resource["id"], resource["name"])
+            result = ReconcileResult(False, f"{type(exc).__name__}: {exc}")
+            note.status_written = False
+        duration = time.monotonic() - started
+        deleting = resource["status"] == lifecycle.DELETING
+        status = None
+        if not note.status_written and not (deleting and result.success):
+            status = lifecycle.READY if result.success else lifecycle.FAILED
+        try:
+            await ctx._finish(resource, result, status=status, duration_seconds=duration,
+                              release=deleting and result.success)
+        except Exception:
+            log.exception("Reconciler '%s' could not record resource %s", self.name,
+                          resource["id"])
+
+
+async def _sleep_or(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+async def _wait_first(shutdown: asyncio.Event, waker: asyncio.Event | None,
+                      running: Any, timeout: float | None) -> None:
+    """Wait until shutdown, the waker, any running task finishing, or the timeout."""
+    waiters = [asyncio.ensure_future(shutdown.wait())]
+    if waker is not None:
+        waiters.append(asyncio.ensure_future(waker.wait()))
+    tasks = list(running)
+    try:
+        await asyncio.wait([*waiters, *tasks], timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,224 @@
+"""The plugin host: finds reconciler plugins, enforces type ownership, runs and supervises them.
+
+Discovery reads the `no8s.reconcilers` entry points (plus `--plugin module:Class` for
+plugins that are not installed). A plugin that fails to load, or claims a type another
+plugin already owns, is logged and skipped; the rest run. Each plugin's `start(ctx)`
+runs in its own task; a crash or an early return is logged and restarted with backoff,
+never taking the daemon down. Shutdown sets the shutdown event, calls every `stop()`,
+and cancels whatever is still running after the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from no8sd.plugins.base import ReconcilerPlugin
+from no8sd.plugins.context import PluginServices, ReconcilerContext
+
+log = logging.getLogger("no8sd.plugins")
+
+ENTRY_POINT_GROUP = "no8s.reconcilers"
+HEALTHY_RUN = 60.0  # a plugin that ran this long before crashing starts its backoff afresh
+
+
+@dataclass
+class PluginState:
+    """What the host knows about one registered reconciler."""
+
+    name: str
+    version: str
+    resource_types: list[str]
+    source: str
+    plugin: ReconcilerPlugin
+    state: str = "registered"  # registered | running | restarting | crashed | stopped
+    last_error: str | None = None
+    restart_count: int = 0
+    context: ReconcilerContext | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """The public description (GET /api/v1/plugins/reconcilers, `no8sd plugins`)."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "resource_types": self.resource_types,
+            "source": self.source,
+            "state": self.state,
+            "last_error": self.last_error,
+            "restart_count": self.restart_count,
+        }
+
+
+@dataclass
+class LoadError:
+    """A plugin that could not be registered, and why."""
+
+    source: str
+    error: str
+
+
+def load_class(spec: str) -> type:
+    """Import `module:Class` (or `module.Class`) and return the class."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep:
+        module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"plugin must be given as module:Class, got {spec!r}")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _distribution_version(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return getattr(dist, "version", None) or "unknown"
+
+
+class PluginHost:
+    """Registry and supervisor of reconciler plugins."""
+
+    def __init__(self, *, restart_base: float = 5.0, restart_max: float = 300.0) -> None:
+        self.plugins: dict[str, PluginState] = {}
+        self.owners: dict[str, str] = {}  # resource type name -> plugin name
+        self.errors: list[LoadError] = []
+        self.restart_base = restart_base
+        self.restart_max = restart_max
+        self.shutdown_event = asyncio.Event()
+
+    # ---- discovery ------------------------------------------------------------------
+
+    def discover(self, *, entry_points: bool = True, extra: list[str] = (),
+                 instances: list[ReconcilerPlugin] = ()) -> None:
+        """Register plugins from entry points, `module:Class` specs and ready instances."""
+        if entry_points:
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                self._try(f"entry point {ep.name} ({ep.value})", ep.name,
+                          lambda ep=ep: ep.load()(), _distribution_version(ep))
+        for spec in extra:
+            self._try(f"--plugin {spec}", spec, lambda spec=spec: load_class(spec)(), "local")
+        for instance in instances:
+            self._try(f"instance {type(instance).__name__}", type(instance).__name__,
+                      lambda instance=instance: instance, "local")
+
+    def _try(self, source: str, label: str, make: Any, version: str) -> None:
+        try:
+            plugin = make()
+            self.register(plugin, source=source, version=version)
+        except Exception as exc:
+            log.error("Could not load reconciler plugin %s: %s", label, exc)
+            self.errors.append(LoadError(source, f"{type(exc).__name__}: {exc}"))
+
+    def register(self, plugin: ReconcilerPlugin, *, source: str = "local",
+                 version: str = "unknown") -> PluginState:
+        """Register one plugin instance; a type claimed twice raises ValueError."""
+        if not isinstance(plugin, ReconcilerPlugin):
+            raise TypeError(f"{type(plugin).__name__} is not a ReconcilerPlugin")
+        name = plugin.name
+        types = list(plugin.resource_types)
+        if not isinstance(name, str) or not name:
+            raise ValueError("a reconciler plugin needs a non-empty string name")
+        if name in self.plugins:
+            raise ValueError(f"A reconciler plugin named '{name}' is already registered")
+        for type_name in types:
+            owner = self.owners.get(type_name)
+            if owner is not None:
+                raise ValueError(
+                    f"Resource type '{type_name}' is already claimed by reconciler '{owner}'. "
+                    f"Cannot register '{name}'."
+                )
+        state = PluginState(name, version, types, source, plugin)
+        self.plugins[name] = state
+        for type_name in types:
+            self.owners[type_name] = name
+        log.info("Registered reconciler plugin: %s (resource types: %s)", name, ", ".join(types))
+        return state
+
+    def owner_of(self, type_name: str) -> str | None:
+        """Return the name of the plugin that owns a resource type, if one is loaded."""
+        return self.owners.get(type_name)
+
+    # ---- running --------------------------------------------------------------------
+
+    def start(self, services: PluginServices) -> None:
+        """Start every registered plugin in its own supervised task."""
+        self.shutdown_event.clear()
+        for state in self.plugins.values():
+            state.context = ReconcilerContext(services, state.name, state.resource_types,
+                                              self.shutdown_event)
+            state.task = asyncio.create_task(self._supervise(state),
+                                             name=f"plugin:{state.name}")
+
+    async def _supervise(self, state: PluginState) -> None:
+        assert state.context is not None
+        failures = 0
+        first = True
+        while not self.shutdown_event.is_set():
+            started = time.monotonic()
+            state.state = "running"
+            if first:
+                log.info("Started reconciler plugin: %s", state.name)
+                first = False
+            try:
+                await state.plugin.start(state.context)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.shutdown_event.is_set():
+                    break
+                state.last_error = f"{type(exc).__name__}: {exc}"
+                reason = "crashed"
+                log.error("Reconciler plugin '%s' crashed: %s", state.name, state.last_error,
+                          exc_info=exc)
+            else:
+                if self.shutdown_event.is_set():
+                    break
+                state.last_error = "start() returned before shutdown"
+                reason = "returned early"
+                log.warning("Reconciler plugin '%s' returned from start() before shutdown",
+                            state.name)
+            if time.monotonic() - started >= HEALTHY_RUN:
+                failures = 0
+            failures += 1
+            state.restart_count += 1
+            state.state = "crashed"
+            delay = min(self.restart_base * 2 ** (failures - 1), self.restart_max)
+            log.warning("Reconciler plugin '%s' %s (restart #%d, retrying in %gs)", state.name,
+                        reason, state.restart_count, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.shutdown_event.wait(), delay)
+            if not self.shutdown_event.is_set():
+                log.info("Restarting reconciler plugin '%s' (attempt #%d)", state.name,
+                         state.restart_count + 1)
+        state.state = "stopped"
+
+    async def stop(self, grace: float) -> None:
+        """Signal shutdown, call every stop(), cancel what is still running after `grace`."""
+        self.shutdown_event.set()
+        deadline = time.monotonic() + grace
+        for state in self.plugins.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(state.plugin.stop(), remaining)
+            except Exception as exc:
+                log.error("Reconciler plugin '%s' failed to stop cleanly: %s", state.name,
+                          f"{type(exc).__name__}: {exc}")
+        tasks = [s.task for s in self.plugins.values() if s.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+            for task in pending:
+                log.warning("Reconciler plugin task %s did not stop within %gs; cancelling",
+                            task.get_name(), grace)
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2.0)
+        for state in self.plugins.values():
+            state.state = "stopped"

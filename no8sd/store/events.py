@@ -1,0 +1,77 @@
+"""SQL for the event log: append inside a write unit, read after an id, prune by retention."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from no8sd.records import event_payload
+from no8sd.store.db import Database, Event, Tx
+
+CREATED = "CREATED"
+MODIFIED = "MODIFIED"
+DELETED = "DELETED"
+RECONCILED = "RECONCILED"
+REMOVED = "REMOVED"
+EVENT_TYPES = (CREATED, MODIFIED, DELETED, RECONCILED, REMOVED)
+
+
+def emit(tx: Tx, event_type: str, resource: dict[str, Any], now: float) -> Event:
+    """Append an event for `resource` to the log, in the caller's transaction."""
+    payload = event_payload(event_type, resource, now)
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    cur = tx.execute(
+        "INSERT INTO events (ts, event_type, resource_id, resource_type_name,"
+        " resource_type_version, data) VALUES (?, ?, ?, ?, ?, ?)",
+        (now, event_type, resource["id"], resource["resource_type_name"],
+         resource["resource_type_version"], data),
+    )
+    event = Event(cur.lastrowid, event_type, resource["id"], resource["resource_type_name"],
+                  resource["resource_type_version"], data, now)
+    tx.events.append(event)
+    return event
+
+
+def _event(row: Any) -> Event:
+    return Event(row["id"], row["event_type"], row["resource_id"], row["resource_type_name"],
+                 row["resource_type_version"], row["data"], row["ts"])
+
+
+async def after(db: Database, after_id: int, *, limit: int, resource_id: int | None = None,
+                resource_type: str | None = None, version: str | None = None) -> list[Event]:
+    """Read up to `limit` events with id > after_id, oldest first, optionally filtered."""
+    where, params = ["id > ?"], [after_id]
+    if resource_id is not None:
+        where.append("resource_id = ?")
+        params.append(resource_id)
+    if resource_type is not None:
+        where.append("resource_type_name = ?")
+        params.append(resource_type)
+    if version is not None:
+        where.append("resource_type_version = ?")
+        params.append(version)
+    rows = await db.fetchall(
+        "SELECT id, ts, event_type, resource_id, resource_type_name, resource_type_version, data"
+        f" FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+        (*params, limit),
+    )
+    return [_event(row) for row in rows]
+
+
+async def bounds(db: Database) -> tuple[int, int]:
+    """Return (oldest retained id, newest id); (0, last id ever) when the log is empty."""
+    row = await db.fetchone("SELECT MIN(id), MAX(id) FROM events")
+    if row is None or row[0] is None:
+        seq = await db.fetchone("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+        last = seq[0] if seq is not None else 0
+        return last + 1, last
+    return row[0], row[1]
+
+
+def prune(tx: Tx, *, max_count: int, max_age: float, now: float) -> int:
+    """Delete events beyond the retention count or age; return how many were removed."""
+    removed = tx.execute("DELETE FROM events WHERE ts < ?", (now - max_age,)).rowcount
+    newest = tx.one("SELECT MAX(id) FROM events")[0]
+    if newest is not None:
+        removed += tx.execute("DELETE FROM events WHERE id <= ?", (newest - max_count,)).rowcount
+    return removed
