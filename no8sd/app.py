@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from no8sd import __version__
-from no8sd.api import health, keys, resource_types, resources
+from no8sd.api import access, health, keys, resource_types, resources
 from no8sd.api.errors import error_middleware
 from no8sd.config import Settings
 from no8sd.domain import Domain
@@ -45,7 +45,7 @@ def all_routes() -> list[Any]:
 
 def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> web.Application:
     """Build the application; nothing is opened until it starts up."""
-    app = web.Application(middlewares=[error_middleware],
+    app = web.Application(middlewares=[error_middleware, access.open_access_middleware],
                           client_max_size=settings.max_body_bytes)
     db = Database(settings.db_path, synchronous=settings.synchronous)
     hub = Hub()

@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from no8sd.api import keys
+from no8sd.api import access, keys
 from no8sd.api import schemas as s
 from no8sd.api.routes import LIMIT, OFFSET, Param, Routes
 from no8sd.api.util import json_body, json_response, path_id, query_int, query_str
@@ -35,6 +35,7 @@ def _check_identifier(field: str, value: str, pattern: re.Pattern[str]) -> None:
                        409: ("Already exists", s.ERROR), 422: _ERR})
 async def create(request: web.Request) -> web.Response:
     """Register a resource type (name + version + JSON Schema)."""
+    access.require_admin(request)
     body = s.RESOURCE_TYPE_CREATE.check(await json_body(request))
     _check_identifier("name", body["name"], _NAME_RE)
     _check_identifier("version", body["version"], _VERSION_RE)
@@ -52,6 +53,7 @@ async def create(request: web.Request) -> web.Response:
             responses={200: ("Resource types", s.array_of(s.RESOURCE_TYPE)), 422: _ERR})
 async def list_types(request: web.Request) -> web.Response:
     """List resource types by name, then version."""
+    access.principal(request)
     found = await store.list_types(
         request.app[keys.DB], name=query_str(request, "name"),
         status=query_str(request, "status"), limit=query_int(request, "limit", 100),
@@ -63,6 +65,7 @@ async def list_types(request: web.Request) -> web.Response:
             responses={200: ("Resource type", s.RESOURCE_TYPE), 404: _ERR, 422: _ERR})
 async def get_type(request: web.Request) -> web.Response:
     """Read one resource type by id."""
+    access.principal(request)
     found = await store.get(request.app[keys.DB], path_id(request, "resource_type_id"))
     return json_response(type_rest(found))
 
@@ -72,6 +75,7 @@ async def get_type(request: web.Request) -> web.Response:
             responses={200: ("Resource type", s.RESOURCE_TYPE), 404: _ERR})
 async def get_by_name(request: web.Request) -> web.Response:
     """Read one resource type by name and version."""
+    access.principal(request)
     found = await store.get_by_name(request.app[keys.DB], request.match_info["name"],
                                     request.match_info["version"])
     if found is None:
@@ -85,6 +89,7 @@ async def get_by_name(request: web.Request) -> web.Response:
                        404: _ERR, 422: _ERR})
 async def update(request: web.Request) -> web.Response:
     """Change schema, description, status (active|deprecated) or metadata."""
+    access.require_admin(request)
     type_id = path_id(request, "resource_type_id")
     body = s.RESOURCE_TYPE_UPDATE.check(await json_body(request))
     if body.get("schema") is None and body.get("resource_schema") is not None:
@@ -100,5 +105,6 @@ async def update(request: web.Request) -> web.Response:
             responses={204: ("Deleted", None), 404: _ERR, 409: ("In use", s.ERROR), 422: _ERR})
 async def delete(request: web.Request) -> web.Response:
     """Delete a resource type."""
+    access.require_admin(request)
     await request.app[keys.DOMAIN].delete_type(path_id(request, "resource_type_id"))
     return web.Response(status=204)

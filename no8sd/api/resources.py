@@ -7,7 +7,7 @@ import re
 from aiohttp import web
 
 from no8sd import lifecycle
-from no8sd.api import keys
+from no8sd.api import access, keys
 from no8sd.api import schemas as s
 from no8sd.api.routes import LIMIT, OFFSET, Param, Routes
 from no8sd.api.util import (
@@ -53,6 +53,7 @@ def check_name(name: str, field: str = "name") -> None:
 async def create(request: web.Request) -> web.Response:
     """Create a resource; it starts pending and is due for reconciliation at once."""
     body = s.RESOURCE_CREATE.check(await json_body(request))
+    access.require(request, "CREATE", body["resource_type_name"], body["resource_type_version"])
     check_name(body["name"])
     dry_run = query_bool(request, "dry_run")
     created = await request.app[keys.DOMAIN].create_resource(
@@ -76,7 +77,8 @@ async def list_resources(request: web.Request) -> web.Response:
         type_name=query_str(request, "resource_type_name"),
         version=query_str(request, "resource_type_version"),
         limit=query_int(request, "limit", 100),
-        offset=query_int(request, "offset", 0, maximum=2**62))
+        offset=query_int(request, "offset", 0, maximum=2**62),
+        allowed=access.principal(request).scopes("READ"))
     return json_response([resource_rest(r) for r in found])
 
 
@@ -84,7 +86,7 @@ async def list_resources(request: web.Request) -> web.Response:
             responses={200: ("Resource", s.RESOURCE), 404: _ERR, 422: _ERR})
 async def get_resource(request: web.Request) -> web.Response:
     """Read one resource by id (deleting resources stay readable until removed)."""
-    found = await store.get(request.app[keys.DB], path_id(request, "resource_id"))
+    found = await access.load_resource(request, "READ", path_id(request, "resource_id"))
     return json_response(resource_rest(found))
 
 
@@ -94,6 +96,7 @@ async def get_resource(request: web.Request) -> web.Response:
 async def get_by_name(request: web.Request) -> web.Response:
     """Read one resource by its type, version and name."""
     info = request.match_info
+    access.require(request, "READ", info["resource_type_name"], info["resource_type_version"])
     found = await store.get_by_name(request.app[keys.DB], info["resource_type_name"],
                                     info["resource_type_version"], info["name"])
     return json_response(resource_rest(found))
@@ -108,6 +111,7 @@ async def update(request: web.Request) -> web.Response:
     """Replace spec, plugin_config and/or metadata; spec or plugin_config changes start a
     new generation."""
     resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "UPDATE", resource_id)
     body = s.RESOURCE_UPDATE.check(await json_body(request))
     changes = {k: body[k] for k in ("spec", "plugin_config", "metadata") if body.get(k) is not None}
     updated = await request.app[keys.DOMAIN].update_resource(
@@ -121,6 +125,7 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     """Mark a resource for deletion; it is removed once its finalizers are gone."""
     resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "DELETE", resource_id)
     await request.app[keys.DOMAIN].delete_resource(resource_id)
     return json_response({"message": "Resource marked for deletion", "resource_id": resource_id},
                          status=202)
@@ -131,6 +136,7 @@ async def delete(request: web.Request) -> web.Response:
 async def reconcile(request: web.Request) -> web.Response:
     """Make the resource due now and wake its reconciler."""
     resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "UPDATE", resource_id)
     await request.app[keys.DOMAIN].trigger(resource_id)
     return json_response({"message": "Reconciliation triggered", "resource_id": resource_id},
                          status=202)
@@ -144,6 +150,7 @@ async def reconcile(request: web.Request) -> web.Response:
 async def finalizers(request: web.Request) -> web.Response:
     """Add, then remove finalizers; removing the last one of a deleting resource removes it."""
     resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "UPDATE", resource_id)
     body = s.FINALIZERS_EDIT.check(await json_body(request, required=False))
     updated = await request.app[keys.DOMAIN].edit_finalizers(
         resource_id, body.get("add", []), body.get("remove", []))
@@ -161,9 +168,8 @@ async def history(request: web.Request) -> web.Response:
     """Read a resource's reconciliation history."""
     resource_id = path_id(request, "resource_id")
     limit = query_int(request, "limit", 10)
-    db = request.app[keys.DB]
-    await store.get(db, resource_id)
-    rows = await store.history(db, resource_id, limit)
+    await access.load_resource(request, "READ", resource_id)
+    rows = await store.history(request.app[keys.DB], resource_id, limit)
     return json_response([history_rest(row) for row in rows])
 
 
@@ -171,5 +177,5 @@ async def history(request: web.Request) -> web.Response:
             responses={200: ("Outputs", s.OUTPUTS), 404: _ERR, 422: _ERR})
 async def outputs(request: web.Request) -> web.Response:
     """Read the outputs a reconciler reported."""
-    found = await store.get(request.app[keys.DB], path_id(request, "resource_id"))
+    found = await access.load_resource(request, "READ", path_id(request, "resource_id"))
     return json_response({"outputs": found["outputs"]})

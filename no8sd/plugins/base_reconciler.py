@@ -76,6 +76,9 @@ class BaseReconciler(ReconcilerPlugin):
                 # Let in-flight reconciles finish; the host cancels us after its grace period.
                 await asyncio.gather(*running.values(), return_exceptions=True)
 
+    async def stop(self) -> None:
+        """Nothing to release by default; the loop itself ends on the shutdown event."""
+
     async def _sleep_time(self, ctx: ReconcilerContext) -> float:
         try:
             due = await ctx._next_due()

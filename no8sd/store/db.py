@@ -104,22 +104,24 @@ def migration_files() -> list[tuple[int, str, str]]:
             found.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
     found.sort()
     numbers = [n for n, _, _ in found]
-    if numbers != list(range(1, len(numbers) + 1)):
-        raise RuntimeError(f"migrations must be numbered 1..n without gaps, got {numbers}")
+    if len(set(numbers)) != len(numbers):
+        raise RuntimeError(f"two migrations share a number: {numbers}")
     return found
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration newer than PRAGMA user_version; return the final version."""
     files = migration_files()
-    latest = len(files)
+    latest = files[-1][0] if files else 0
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > latest:
         raise StartupError(
             f"database schema version {current} is newer than this no8sd understands "
             f"({latest}); upgrade no8sd or use another --db"
         )
-    for number, name, sql in files[current:]:
+    for number, name, sql in files:
+        if number <= current:
+            continue
         log.info("Applying migration %s", name)
         try:
             conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")

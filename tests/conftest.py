@@ -1,0 +1,200 @@
+"""Shared fixtures: settings on a temporary SQLite file, an in-process server, a daemon
+subprocess, and a polling helper."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from no8sd.app import create_app
+from no8sd.config import Settings
+from no8sd.lifecycle import Scheduling
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+
+WIDGET_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "size": {"type": "integer", "minimum": 1},
+        "color": {"type": "string", "enum": ["red", "green", "blue"]},
+        "fail": {"type": "string"},
+        "raise": {"type": "string"},
+        "sleep": {"type": "number"},
+        "outputs": {"type": "object"},
+        "keep": {"type": "boolean"},
+    },
+}
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test daemon: temp DB, any free port, no installed plugins."""
+    values: dict[str, Any] = {
+        "db_path": tmp_path / "test.db",
+        "port": 0,
+        "entry_points": False,
+        "scheduling": Scheduling(drift_interval=300, backoff_base=10, backoff_max=600,
+                                 reconcile_timeout=30),
+        "shutdown_grace": 3.0,
+        "plugin_restart_base": 0.05,
+        "synchronous": "NORMAL",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: Any, tmp_path: Path) -> Callable[..., Awaitable[Any]]:
+    """Start a real aiohttp server on a temp SQLite file with the given plugin instances."""
+
+    async def factory(*plugins: Any, settings: Settings | None = None, **overrides: Any) -> Any:
+        app = create_app(settings or make_settings(tmp_path, **overrides), plugins=list(plugins))
+        return await aiohttp_client(app)
+
+    return factory
+
+
+async def wait_for(predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0,
+                   interval: float = 0.02) -> Any:
+    """Poll an async predicate until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+async def create_widget_type(client: Any, version: str = "v1") -> dict[str, Any]:
+    resp = await client.post("/api/v1/resource-types", json={
+        "name": "Widget", "version": version, "schema": WIDGET_SCHEMA})
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def create_widget(client: Any, name: str, spec: dict[str, Any] | None = None,
+                        **extra: Any) -> dict[str, Any]:
+    resp = await client.post("/api/v1/resources", json={
+        "name": name, "resource_type_name": "Widget", "resource_type_version": "v1",
+        "spec": spec or {"size": 1}, **extra})
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def get_json(client: Any, path: str, status: int = 200) -> Any:
+    resp = await client.get(path)
+    assert resp.status == status, await resp.text()
+    return await resp.json()
+
+
+# ---- the daemon as a subprocess -------------------------------------------------------
+
+
+def no8sd_command() -> list[str]:
+    """The installed `no8sd` console script next to this interpreter (or python -m)."""
+    script = Path(sys.executable).with_name("no8sd")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "no8sd"]
+
+
+class Daemon:
+    """A `no8sd` subprocess; its stderr is collected for assertions."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.env = {**os.environ, "PYTHONPATH": str(TESTS), **(env or {})}
+        for key in [k for k in self.env if k.startswith("NO8SD_")]:
+            if env is None or key not in env:
+                del self.env[key]
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.lines: list[str] = []
+
+    def start(self, timeout: float = 20.0) -> Daemon:
+        self.proc = subprocess.Popen(
+            [*no8sd_command(), *self.args], env=self.env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line.rstrip("\n"))
+            found = re.search(r"listening on (http://\S+)", line)
+            if found:
+                self.url = found.group(1)
+                self._drain_in_background()
+                return self
+        self.proc.kill()
+        raise AssertionError("daemon did not start:\n" + "\n".join(self.lines))
+
+    def _drain_in_background(self) -> None:
+        import threading
+
+        def drain() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+
+        threading.Thread(target=drain, daemon=True).start()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("daemon did not stop in time:\n" + self.output) from None
+        time.sleep(0.05)  # let the drain thread read the last lines
+        return code
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Any:
+    """Start `no8sd` subprocesses; any still running at the end are killed."""
+    started: list[Daemon] = []
+
+    def factory(*args: str, env: dict[str, str] | None = None, db: Path | None = None,
+                port: int = 0) -> Daemon:
+        full = ["--db", str(db or tmp_path / "daemon.db"), "--port", str(port),
+                "--no-entry-points", *args]
+        daemon = Daemon(full, env).start()
+        started.append(daemon)
+        return daemon
+
+    yield factory
+    for daemon in started:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
