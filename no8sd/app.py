@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from no8sd import __version__
-from no8sd.api import access, health, keys, resource_types, resources
+from no8sd.api import access, health, keys, openapi, resource_types, resources, watch
 from no8sd.api.errors import error_middleware
 from no8sd.config import Settings
 from no8sd.domain import Domain
@@ -34,7 +35,7 @@ from no8sd.timeutil import now
 
 log = logging.getLogger("no8sd")
 
-ROUTE_MODULES = (health, resource_types, resources)
+ROUTE_MODULES = (health, openapi, resource_types, resources, watch)
 PRUNE_EVERY = 60.0
 
 
@@ -57,8 +58,10 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
     app[keys.HOST] = host
     app[keys.DOMAIN] = Domain(db, host)
     app[keys.STOPPING] = asyncio.Event()
+    app[watch.STREAMS] = set()
     for module in ROUTE_MODULES:
         module.routes.register(app)
+    app[keys.OPENAPI] = openapi.build(all_routes())
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
     app.cleanup_ctx.append(_maintenance_ctx)
@@ -144,9 +147,19 @@ def bind(settings: Settings) -> list[socket.socket]:
     return sockets
 
 
+def _raise_fd_limit() -> None:
+    """Allow as many open files as the hard limit permits: every SSE client is a socket."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or asyncio.Event()
+    _raise_fd_limit()
     sockets = bind(settings)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,

@@ -44,6 +44,8 @@ def _settings(params: dict[str, Any]) -> Settings:
         event_retention_count=params["event_retention"],
         event_retention_age=params["event_retention_age"],
         synchronous=params["synchronous"].upper(),
+        max_streams=params["max_streams"],
+        sse_heartbeat=params["sse_heartbeat"],
     )
 
 
@@ -103,6 +105,12 @@ def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> floa
               type=click.Choice(["full", "normal"], case_sensitive=False),
               help="SQLite durability: full survives power loss; normal is faster but may "
                    "lose the last writes on power loss.")
+@click.option("--max-streams", envvar="NO8SD_MAX_STREAMS", type=click.IntRange(1, 100_000),
+              default=1000, show_default=True,
+              help="Most SSE streams open at once; more get 503.")
+@click.option("--sse-heartbeat", envvar="NO8SD_SSE_HEARTBEAT", type=float, default=15.0,
+              show_default=True, callback=_positive,
+              help="Seconds of silence before an SSE heartbeat comment.")
 @click.version_option(__version__, "--version", prog_name="no8sd")
 @click.pass_context
 def main(ctx: click.Context, **params: Any) -> None:

@@ -57,6 +57,10 @@ class Settings:
     """Events kept in the log for SSE resume (newest first)."""
     event_retention_age: float = 7 * 24 * 3600.0
     """Oldest event kept in the log (seconds)."""
+    max_streams: int = 1000
+    """Most SSE streams open at once; more are refused with 503."""
+    sse_heartbeat: float = 15.0
+    """Seconds of silence after which an SSE stream gets a heartbeat comment."""
     synchronous: str = "FULL"
     """SQLite synchronous level: FULL survives power loss; NORMAL is faster and may lose
     the last commits (never corrupts) on power loss."""

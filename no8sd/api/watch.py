@@ -1,0 +1,187 @@
+"""Server-sent event streams: GET /api/v1/events and GET /api/v1/resources/{id}/events.
+
+Each stream is a cursor over the event log. `id:` is the log id, so a client that
+reconnects with `Last-Event-ID` (header, or `?last_event_id=` for browsers) resumes
+exactly after it, across daemon restarts too. A resume point older than retention
+first gets a GAP event (re-list, then carry on). Streams read from the hub's shared
+ring of recent events, or from the store when they have fallen behind, and wait on a
+doorbell otherwise: no per-client queue, so a slow client costs nothing but its own
+socket buffer, and a client that stops reading is disconnected after a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+
+from aiohttp import web
+
+from no8sd.api import access, keys
+from no8sd.api import schemas as s
+from no8sd.api.routes import Param, Routes
+from no8sd.api.util import path_id, query_str
+from no8sd.errors import Unavailable, Unprocessable
+from no8sd.store import events as events_store
+from no8sd.store.db import Event
+
+routes = Routes("events")
+
+BATCH = 500
+WRITE_TIMEOUT = 30.0
+MAX_ID = 2**63 - 1
+STREAMS = web.AppKey("sse_streams", set)
+
+_EVENT_SCHEMA = {
+    "type": "string",
+    "description": "text/event-stream frames: `id: <log id>`, `event: CREATED|MODIFIED|DELETED|"
+                   "RECONCILED|REMOVED|GAP`, `data: <JSON payload>`, blank line; comment lines "
+                   "starting with ':' are heartbeats.",
+}
+_ERR = ("Error", s.ERROR)
+LAST_EVENT_ID = Param("last_event_id", {"type": "integer", "minimum": 0},
+                      "Resume after this event id (same as the Last-Event-ID header)")
+
+
+def _start_cursor(request: web.Request) -> int | None:
+    """Return the resume point from the Last-Event-ID header or query, if any."""
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if raw is None or raw == "":
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
+        raise Unprocessable("Last-Event-ID must be a non-negative integer event id")
+    return int(raw)
+
+
+def _frame(event: Event) -> bytes:
+    return f"id: {event.id}\nevent: {event.event_type}\ndata: {event.data}\n\n".encode()
+
+
+async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
+                  resource_id: int | None = None, type_name: str | None = None,
+                  version: str | None = None) -> web.StreamResponse:
+    app = request.app
+    settings = app[keys.SETTINGS]
+    hub = app[keys.HUB]
+    db = app[keys.DB]
+    streams = app[STREAMS]
+    cursor = _start_cursor(request)
+    if len(streams) >= settings.max_streams:
+        raise Unavailable("Too many event streams are open; try again later")
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })
+    task = asyncio.current_task()
+    streams.add(task)
+    subscription = hub.subscribe()
+    stopping = app[keys.STOPPING]
+    try:
+        await response.prepare(request)
+        await response.write(b"retry: 2000\n: connected\n\n")
+        if cursor is None:
+            cursor = hub.last_id
+        else:
+            oldest, newest = await events_store.bounds(db)
+            newest = max(newest, hub.last_id)
+            if cursor + 1 < oldest or cursor > newest:
+                # The client missed events we no longer have (or holds an id from another
+                # log): tell it to re-list, then carry on from what we do have.
+                resume = min(oldest - 1, newest) if cursor + 1 < oldest else newest
+                gap = {"event_type": "GAP", "last_event_id": cursor, "resume_after": resume,
+                       "detail": "events after last_event_id are no longer available; "
+                                 "re-list the resources, then continue from this stream"}
+                await _write(response, f"id: {resume}\nevent: GAP\ndata: {json.dumps(gap)}\n\n"
+                             .encode())
+                cursor = resume
+        while not stopping.is_set():
+            subscription.signal.clear()
+            batch = hub.recent_after(cursor)
+            if batch is None:
+                published = hub.last_id  # read first: everything up to it is committed
+                batch = await events_store.after(db, cursor, limit=BATCH,
+                                                 resource_id=resource_id,
+                                                 resource_type=type_name, version=version)
+                if not batch:
+                    # Nothing up to `published` matches this stream: skip ahead to it.
+                    cursor = max(cursor, published)
+            ended = False
+            for event in batch:
+                cursor = event.id
+                if matches(event):
+                    await _write(response, _frame(event))
+                    if resource_id is not None and event.event_type == events_store.REMOVED:
+                        ended = True
+                        break
+            if ended:
+                break
+            if batch:
+                continue
+            waiter = asyncio.ensure_future(subscription.signal.wait())
+            stopper = asyncio.ensure_future(stopping.wait())
+            try:
+                done, _ = await asyncio.wait({waiter, stopper}, timeout=settings.sse_heartbeat,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+            if not done:
+                await _write(response, b": heartbeat\n\n")
+    except (ConnectionError, asyncio.CancelledError, TimeoutError):
+        pass
+    finally:
+        hub.unsubscribe(subscription)
+        streams.discard(task)
+    with contextlib.suppress(Exception):
+        await response.write_eof()
+    return response
+
+
+async def _write(response: web.StreamResponse, data: bytes) -> None:
+    """Write to the client; a client that accepts nothing for WRITE_TIMEOUT is dropped."""
+    await asyncio.wait_for(response.write(data), WRITE_TIMEOUT)
+
+
+def _readable(request: web.Request) -> Callable[[str, str], bool]:
+    caller = access.principal(request)
+    scopes = caller.scopes("READ")
+    if scopes is None:
+        return lambda _t, _v: True
+    return lambda type_name, version: caller.can("READ", type_name, version)
+
+
+@routes.add("GET", "/api/v1/events", summary="Watch all resource events (SSE)",
+            query=(Param("resource_type", {"type": "string"}),
+                   Param("resource_type_version", {"type": "string"}), LAST_EVENT_ID),
+            responses={200: ("An event stream", _EVENT_SCHEMA), 422: _ERR,
+                       503: ("Too many streams", s.ERROR)},
+            content_type="text/event-stream")
+async def watch_all(request: web.Request) -> web.StreamResponse:
+    """Stream every committed change the caller may read, optionally for one type."""
+    type_name = query_str(request, "resource_type")
+    version = query_str(request, "resource_type_version")
+    readable = _readable(request)
+
+    def matches(event: Event) -> bool:
+        return ((type_name is None or event.resource_type_name == type_name)
+                and (version is None or event.resource_type_version == version)
+                and readable(event.resource_type_name, event.resource_type_version))
+
+    return await _stream(request, matches, type_name=type_name, version=version)
+
+
+@routes.add("GET", "/api/v1/resources/{resource_id}/events",
+            summary="Watch one resource's events (SSE); ends when the resource is removed",
+            query=(LAST_EVENT_ID,),
+            responses={200: ("An event stream", _EVENT_SCHEMA), 404: _ERR, 422: _ERR,
+                       503: ("Too many streams", s.ERROR)},
+            content_type="text/event-stream")
+async def watch_one(request: web.Request) -> web.StreamResponse:
+    """Stream the changes of one resource."""
+    resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "READ", resource_id)
+    return await _stream(request, lambda event: event.resource_id == resource_id,
+                         resource_id=resource_id)
