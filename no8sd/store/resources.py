@@ -253,6 +253,11 @@ def set_status(tx: Tx, resource_id: int, *, status: str, message: str | None,
                     rules=rules, rng=_rng)
                 fields.update(next_reconcile_time=due.at, due_class=due.due_class,
                               retry_count=retries)
+    elif status == lifecycle.READY and generation < resource["generation"]:
+        # Ready for a spec that has since changed: the new generation is still pending.
+        fields.update(next_reconcile_time=now, due_class=lifecycle.URGENT,
+                      last_reconcile_time=now)
+        tx.wake.add(resource["resource_type_name"])
     else:
         due, retries = lifecycle.due_after_status(
             status, now=now, retry_count=resource["retry_count"], dirty=dirty, rules=rules,
