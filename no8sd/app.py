@@ -19,8 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from no8sd import __version__
+from no8sd import __version__, extensions
 from no8sd.api import access, health, keys, openapi, resource_types, resources, watch
+from no8sd.api import plugins as plugins_api
+from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
 from no8sd.config import Settings
 from no8sd.domain import Domain
@@ -35,7 +37,7 @@ from no8sd.timeutil import now
 
 log = logging.getLogger("no8sd")
 
-ROUTE_MODULES = (health, openapi, resource_types, resources, watch)
+ROUTE_MODULES = (health, openapi, resource_types, resources, watch, webhooks_api, plugins_api)
 PRUNE_EVERY = 60.0
 
 
@@ -63,6 +65,7 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
         module.routes.register(app)
     app[keys.OPENAPI] = openapi.build(all_routes())
     app.cleanup_ctx.append(_store_ctx)
+    extensions.install(app)  # started before the plugins, which use it; stopped after
     app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
     app.cleanup_ctx.append(_maintenance_ctx)
     app.on_shutdown.append(_on_shutdown)
@@ -88,7 +91,7 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
         host.discover(entry_points=settings.entry_points, extra=list(settings.plugins),
                       instances=instances)
         services = PluginServices(app[keys.DB], app[keys.HUB], settings.scheduling,
-                                  settings.history_limit)
+                                  settings.history_limit, **extensions.plugin_services(app))
         host.start(services)
         yield
         await host.stop(settings.shutdown_grace)

@@ -44,6 +44,7 @@ def _settings(params: dict[str, Any]) -> Settings:
         event_retention_count=params["event_retention"],
         event_retention_age=params["event_retention_age"],
         synchronous=params["synchronous"].upper(),
+        secret_store=params["secret_store"],
         max_streams=params["max_streams"],
         sse_heartbeat=params["sse_heartbeat"],
     )
@@ -105,6 +106,10 @@ def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> floa
               type=click.Choice(["full", "normal"], case_sensitive=False),
               help="SQLite durability: full survives power loss; normal is faster but may "
                    "lose the last writes on power loss.")
+@click.option("--secret-store", envvar="NO8SD_SECRET_STORE", default="env", show_default=True,
+              help="Secret store plugins read credentials from: env, file (NO8SD_SECRET_DIR or "
+                   "$CREDENTIALS_DIRECTORY), vault (VAULT_ADDR, VAULT_TOKEN), or an installed "
+                   "no8s.secret_stores plugin.")
 @click.option("--max-streams", envvar="NO8SD_MAX_STREAMS", type=click.IntRange(1, 100_000),
               default=1000, show_default=True,
               help="Most SSE streams open at once; more get 503.")

@@ -64,3 +64,5 @@ class Settings:
     synchronous: str = "FULL"
     """SQLite synchronous level: FULL survives power loss; NORMAL is faster and may lose
     the last commits (never corrupts) on power loss."""
+    secret_store: str = "env"
+    """The active secret store (env, file, vault or an installed no8s.secret_stores one)."""

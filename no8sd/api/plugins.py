@@ -1,0 +1,74 @@
+"""HTTP handlers for /api/v1/plugins/*: which plugins this daemon runs (view_plugins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from no8sd import extensions
+from no8sd.api import access, keys
+from no8sd.api import schemas as s
+from no8sd.api.routes import Routes
+from no8sd.api.util import json_response
+
+routes = Routes("plugins")
+
+_ERR = ("Error", s.ERROR)
+PLUGIN_INFO: dict[str, Any] = {
+    "type": "object", "required": ["name", "version"],
+    "properties": {"name": {"type": "string"}, "version": {"type": "string"}},
+}
+RECONCILER_INFO: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "version", "resource_types", "state", "last_error", "restart_count"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "resource_types": {"type": "array", "items": {"type": "string"}},
+        "source": {"type": "string"},
+        "state": {"type": "string",
+                  "enum": ["registered", "running", "restarting", "crashed", "stopped"]},
+        "last_error": s.STRING_OR_NULL,
+        "restart_count": {"type": "integer"},
+    },
+}
+SECRET_STORE_INFO: dict[str, Any] = {
+    "type": "object", "required": ["name", "version", "active"],
+    "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                   "active": {"type": "boolean"}},
+}
+# The HTTP API is the one input plugin; listed for clients of the upstream route.
+INPUTS = [{"name": "http", "version": "1.0.0"}]
+
+
+@routes.add("GET", "/api/v1/plugins/reconcilers", summary="List reconciler plugins",
+            responses={200: ("Reconcilers", s.array_of(RECONCILER_INFO)), 403: _ERR})
+async def reconcilers(request: web.Request) -> web.Response:
+    """Each reconciler: types it owns, whether it runs, its last error and restarts."""
+    access.require_system(request, "view_plugins")
+    return json_response([state.describe() for state in request.app[keys.HOST].plugins.values()])
+
+
+@routes.add("GET", "/api/v1/plugins/actions", summary="List action plugins",
+            responses={200: ("Action plugins", s.array_of(PLUGIN_INFO)), 403: _ERR})
+async def actions(request: web.Request) -> web.Response:
+    """Action plugins reconcilers can delegate to, in registration order."""
+    access.require_system(request, "view_plugins")
+    return json_response(request.app[extensions.ACTIONS].describe())
+
+
+@routes.add("GET", "/api/v1/plugins/secret-stores", summary="List secret stores",
+            responses={200: ("Secret stores", s.array_of(SECRET_STORE_INFO)), 403: _ERR})
+async def secret_stores(request: web.Request) -> web.Response:
+    """Known secret stores and which one is active (never any secret or setting)."""
+    access.require_system(request, "view_plugins")
+    return json_response(request.app[extensions.SECRETS].describe())
+
+
+@routes.add("GET", "/api/v1/plugins/inputs", summary="List input plugins",
+            responses={200: ("Input plugins", s.array_of(PLUGIN_INFO)), 403: _ERR})
+async def inputs(request: web.Request) -> web.Response:
+    """The input plugins (the HTTP API itself)."""
+    access.require_system(request, "view_plugins")
+    return json_response(INPUTS)
