@@ -20,7 +20,19 @@ from typing import Any
 from aiohttp import web
 
 from no8sd import __version__, extensions
-from no8sd.api import access, health, keys, openapi, resource_types, resources, watch
+from no8sd.api import (
+    access,
+    auth,
+    authn,
+    health,
+    keys,
+    openapi,
+    resource_types,
+    resources,
+    roles,
+    users,
+    watch,
+)
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
@@ -37,7 +49,8 @@ from no8sd.timeutil import now
 
 log = logging.getLogger("no8sd")
 
-ROUTE_MODULES = (health, openapi, resource_types, resources, watch, webhooks_api, plugins_api)
+ROUTE_MODULES = (health, openapi, resource_types, resources, watch, auth, users, roles,
+                 webhooks_api, plugins_api)
 PRUNE_EVERY = 60.0
 
 
@@ -48,7 +61,11 @@ def all_routes() -> list[Any]:
 
 def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> web.Application:
     """Build the application; nothing is opened until it starts up."""
-    app = web.Application(middlewares=[error_middleware, access.open_access_middleware],
+    # With auth off every caller is the local operator; with tokens, each request's caller
+    # is resolved from the database by the authentication middleware.
+    gate = (access.open_access_middleware if settings.auth == "none"
+            else authn.token_middleware(all_routes()))
+    app = web.Application(middlewares=[error_middleware, gate],
                           client_max_size=settings.max_body_bytes)
     db = Database(settings.db_path, synchronous=settings.synchronous)
     hub = Hub()
@@ -59,12 +76,14 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
     app[keys.HUB] = hub
     app[keys.HOST] = host
     app[keys.DOMAIN] = Domain(db, host)
+    authn.install(app, settings)
     app[keys.STOPPING] = asyncio.Event()
     app[watch.STREAMS] = set()
     for module in ROUTE_MODULES:
         module.routes.register(app)
     app[keys.OPENAPI] = openapi.build(all_routes())
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(authn.accounts_ctx)
     extensions.install(app)  # started before the plugins, which use it; stopped after
     app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
     app.cleanup_ctx.append(_maintenance_ctx)
@@ -163,6 +182,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or asyncio.Event()
     _raise_fd_limit()
+    authn.check_exposure(settings)  # before binding: never listen openly, even briefly
     sockets = bind(settings)
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None,

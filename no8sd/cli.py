@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import click
 
 from no8sd import __version__
+from no8sd.accounts import initial_admin_from_env
+from no8sd.admin_cli import token_group, user_group
 from no8sd.config import Settings, default_db_path
 from no8sd.errors import StartupError
 from no8sd.lifecycle import Scheduling
@@ -47,6 +50,9 @@ def _settings(params: dict[str, Any]) -> Settings:
         secret_store=params["secret_store"],
         max_streams=params["max_streams"],
         sse_heartbeat=params["sse_heartbeat"],
+        auth=params["auth"].lower(),
+        token_ttl=params["token_ttl"],
+        initial_admin=initial_admin_from_env(os.environ),
     )
 
 
@@ -116,6 +122,12 @@ def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> floa
 @click.option("--sse-heartbeat", envvar="NO8SD_SSE_HEARTBEAT", type=float, default=15.0,
               show_default=True, callback=_positive,
               help="Seconds of silence before an SSE heartbeat comment.")
+@click.option("--auth", envvar="NO8SD_AUTH", default="none", show_default=True,
+              type=click.Choice(["none", "token"], case_sensitive=False),
+              help="none: no authentication, loopback addresses only; token: every route "
+                   "but login and health needs a bearer token.")
+@click.option("--token-ttl", envvar="NO8SD_TOKEN_TTL", type=float, default=24 * 3600.0,
+              show_default=True, callback=_positive, help="Seconds a login token stays valid.")
 @click.version_option(__version__, "--version", prog_name="no8sd")
 @click.pass_context
 def main(ctx: click.Context, **params: Any) -> None:
@@ -152,3 +164,7 @@ def plugins_command(params: dict[str, Any]) -> None:
                    f"  [{state.source}]")
     for error in host.errors:
         click.echo(f"failed: {error.source}: {error.error}")
+
+
+main.add_command(user_group)
+main.add_command(token_group)

@@ -66,3 +66,15 @@ class Settings:
     the last commits (never corrupts) on power loss."""
     secret_store: str = "env"
     """The active secret store (env, file, vault or an installed no8s.secret_stores one)."""
+    auth: str = "none"
+    """Authentication: "none" (loopback only) or "token" (bearer tokens on every route)."""
+    token_ttl: float = 24 * 3600.0
+    """Seconds a login token stays valid."""
+    login_max_failures_user: int = 5
+    """Failed logins per username within the window before it is throttled (429)."""
+    login_max_failures_address: int = 20
+    """Failed logins per client address within the window before it is throttled (429)."""
+    login_failure_window: float = 300.0
+    """Sliding window (seconds) over which failed logins are counted."""
+    initial_admin: tuple[str, str] | None = field(default=None, repr=False)
+    """(username, password) of an admin to create when there are no users yet."""

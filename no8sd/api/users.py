@@ -1,0 +1,153 @@
+"""HTTP handlers for /api/v1/users (admin only): users, suspension, and their API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from no8sd import credentials
+from no8sd.accounts import token_rest, user_rest
+from no8sd.api import access, authn, keys
+from no8sd.api import auth_schemas as a
+from no8sd.api import schemas as s
+from no8sd.api.resources import check_name
+from no8sd.api.routes import LIMIT, OFFSET, Param, Routes
+from no8sd.api.util import json_body, json_response, path_id, query_bool, query_int, query_str
+from no8sd.errors import NotFound
+from no8sd.store import auth as store
+from no8sd.timeutil import now
+
+routes = Routes("users")
+
+_ERR = ("Error", s.ERROR)
+_FORBIDDEN = ("Admin role required", s.ERROR)
+_BY_ID = "/api/v1/users/{user_id}"
+
+
+def _id(request: web.Request, name: str, missing: str) -> int:
+    try:
+        return path_id(request, name)
+    except NotFound:
+        raise NotFound(missing) from None
+
+
+@routes.add("POST", "/api/v1/users", summary="Create a user", body=a.USER_CREATE,
+            responses={201: ("Created", a.USER), 403: _FORBIDDEN,
+                       409: ("Username taken", s.ERROR), 400: _ERR, 422: _ERR})
+async def create(request: web.Request) -> web.Response:
+    """Create a manual user with a password (and optionally admin rights or a role)."""
+    access.require_admin(request)
+    body = a.USER_CREATE.check(await json_body(request))
+    check_name(body["username"], "username")
+    encoded = await request.app[authn.ACCOUNTS].hash_password(body["password"])
+    created = await request.app[keys.DB].write(
+        store.insert_user, username=body["username"], password_hash=encoded,
+        email=body.get("email"), display_name=body.get("display_name"),
+        is_admin=bool(body.get("is_admin", False)), custom_role_id=body.get("custom_role_id"),
+        now=now())
+    return json_response(user_rest(created), status=201)
+
+
+@routes.add("GET", "/api/v1/users", summary="List users (id order)",
+            query=(Param("source", {"type": "string", "enum": ["manual", "ldap"]}),
+                   Param("is_admin", {"type": "boolean"}),
+                   Param("status", {"type": "string", "enum": ["active", "suspended"]}),
+                   LIMIT, OFFSET),
+            responses={200: ("Users", s.array_of(a.USER)), 403: _FORBIDDEN, 422: _ERR})
+async def list_users(request: web.Request) -> web.Response:
+    """List users, optionally filtered by source, admin flag and status."""
+    access.require_admin(request)
+    is_admin = query_bool(request, "is_admin") if request.query.get("is_admin") else None
+    found = await store.list_users(
+        request.app[keys.DB], source=query_str(request, "source", choices=("manual", "ldap")),
+        is_admin=is_admin, status=query_str(request, "status", choices=("active", "suspended")),
+        limit=query_int(request, "limit", 100),
+        offset=query_int(request, "offset", 0, maximum=2**62))
+    return json_response([user_rest(u) for u in found])
+
+
+@routes.add("GET", _BY_ID, summary="Get a user",
+            responses={200: ("User", a.USER), 403: _FORBIDDEN, 404: _ERR, 422: _ERR})
+async def get_user(request: web.Request) -> web.Response:
+    """Read one user."""
+    access.require_admin(request)
+    user_id = _id(request, "user_id", "User not found")
+    return json_response(user_rest(await store.get_user(request.app[keys.DB], user_id)))
+
+
+@routes.add("PUT", _BY_ID, summary="Update a user (partial; custom_role_id null clears it)",
+            body=a.USER_UPDATE,
+            responses={200: ("Updated", a.USER), 403: _FORBIDDEN, 404: _ERR,
+                       409: ("Would leave no active admin", s.ERROR), 400: _ERR, 422: _ERR})
+async def update(request: web.Request) -> web.Response:
+    """Change email, display name, admin flag, status, role or password."""
+    access.require_admin(request)
+    user_id = _id(request, "user_id", "User not found")
+    body = a.USER_UPDATE.check(await json_body(request, required=False))
+    changes: dict[str, Any] = {k: body[k] for k in ("email", "display_name", "is_admin", "status")
+                               if body.get(k) is not None}
+    if "custom_role_id" in body:
+        changes["custom_role_id"] = body["custom_role_id"]
+    if body.get("password") is not None:
+        changes["password_hash"] = await request.app[authn.ACCOUNTS].hash_password(
+            body["password"])
+    updated = await request.app[keys.DB].write(store.update_user, user_id, changes, now())
+    return json_response(user_rest(updated))
+
+
+@routes.add("DELETE", _BY_ID, summary="Suspend a user (their tokens stop working at once)",
+            responses={204: ("Suspended", None), 403: _FORBIDDEN, 404: _ERR,
+                       409: ("Would leave no active admin", s.ERROR), 422: _ERR})
+async def suspend(request: web.Request) -> web.Response:
+    """Suspend a user; the record stays, so it can be reactivated with PUT."""
+    access.require_admin(request)
+    user_id = _id(request, "user_id", "User not found")
+    await request.app[keys.DB].write(store.update_user, user_id, {"status": "suspended"}, now())
+    return web.Response(status=204)
+
+
+# ---- API tokens ----------------------------------------------------------------------
+
+
+@routes.add("POST", _BY_ID + "/tokens", summary="Create a named API token (shown once)",
+            body=a.TOKEN_CREATE,
+            responses={201: ("Created; `token` is the secret", a.TOKEN_CREATED),
+                       403: _FORBIDDEN, 404: _ERR, 409: ("Name taken", s.ERROR),
+                       400: _ERR, 422: _ERR})
+async def create_token(request: web.Request) -> web.Response:
+    """Create a long-lived API token for a user; its secret is only in this response."""
+    access.require_admin(request)
+    user_id = _id(request, "user_id", "User not found")
+    body = a.TOKEN_CREATE.check(await json_body(request))
+    secret = credentials.new_token()
+    stamp = now()
+    expires_in = body.get("expires_in")
+    created = await request.app[keys.DB].write(
+        store.insert_api_token, user_id=user_id, name=body["name"],
+        token_hash=credentials.token_digest(secret),
+        expires_at=stamp + expires_in if expires_in else None, now=stamp)
+    return json_response({**token_rest(created), "token": secret}, status=201)
+
+
+@routes.add("GET", _BY_ID + "/tokens", summary="List a user's API tokens (without secrets)",
+            responses={200: ("Tokens", s.array_of(a.TOKEN)), 403: _FORBIDDEN, 404: _ERR,
+                       422: _ERR})
+async def list_tokens(request: web.Request) -> web.Response:
+    """List a user's API tokens, revoked ones included."""
+    access.require_admin(request)
+    user_id = _id(request, "user_id", "User not found")
+    found = await store.list_api_tokens(request.app[keys.DB], user_id)
+    return json_response([token_rest(t) for t in found])
+
+
+@routes.add("DELETE", _BY_ID + "/tokens/{token_id}", summary="Revoke an API token",
+            responses={204: ("Revoked", None), 403: _FORBIDDEN, 404: _ERR, 422: _ERR})
+async def revoke_token(request: web.Request) -> web.Response:
+    """Revoke one of a user's API tokens; it stops working at once."""
+    access.require_admin(request)
+    user_id = _id(request, "user_id", "User not found")
+    token_id = _id(request, "token_id", "Token not found")
+    await request.app[keys.DB].write(store.revoke_token, token_id, now(), user_id=user_id,
+                                     kind="api")
+    return web.Response(status=204)

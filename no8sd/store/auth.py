@@ -1,0 +1,372 @@
+"""SQL for users, custom roles, role permissions and bearer tokens.
+
+Write units (`fn(tx, ...)`) run on the daemon's single writer, or inside a short
+transaction opened by the command line on the same file. Reads return plain dicts with
+JSON columns decoded and times as Unix seconds; shaping for the API happens elsewhere.
+Password hashes and token digests never leave this module except where a caller asks
+for them explicitly (login verification, token resolution).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from no8sd.errors import Conflict, NotFound, Unprocessable
+from no8sd.records import dumps
+from no8sd.store.db import Database, Tx
+
+USER_COLUMNS = ("id, username, email, display_name, source, is_admin, status, custom_role_id,"
+                " created_at, updated_at, last_login_at, last_synced_at")
+TOKEN_COLUMNS = ("id, user_id, kind, name, created_at, expires_at, revoked, revoked_at,"
+                 " last_used_at")
+ROLE_COLUMNS = "id, name, description, system_permissions, created_at, updated_at"
+PERMISSION_COLUMNS = ("id, role_id, resource_type_name, resource_type_version, operations,"
+                      " created_at")
+LAST_ADMIN = "Cannot suspend or demote the last active admin"
+
+
+def _user(row: sqlite3.Row) -> dict[str, Any]:
+    user = dict(row)
+    user["is_admin"] = bool(user["is_admin"])
+    return user
+
+
+def _token(row: sqlite3.Row) -> dict[str, Any]:
+    token = dict(row)
+    token["revoked"] = bool(token["revoked"])
+    return token
+
+
+def _permission(row: sqlite3.Row) -> dict[str, Any]:
+    perm = dict(row)
+    perm["operations"] = json.loads(perm["operations"])
+    return perm
+
+
+def _role(row: sqlite3.Row, permissions: list[dict[str, Any]]) -> dict[str, Any]:
+    role = dict(row)
+    role["system_permissions"] = json.loads(role["system_permissions"])
+    role["permissions"] = permissions
+    return role
+
+
+# ---- users: write units ------------------------------------------------------------
+
+
+def _check_role(tx: Tx, role_id: int | None) -> None:
+    if role_id is not None and tx.one("SELECT 1 FROM custom_roles WHERE id = ?",
+                                      (role_id,)) is None:
+        raise Unprocessable(f"custom_role_id: role {role_id} does not exist")
+
+
+def get_user_tx(tx: Tx, user_id: int) -> dict[str, Any]:
+    """Read one user inside a unit (404 if absent)."""
+    row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+    if row is None:
+        raise NotFound("User not found")
+    return _user(row)
+
+
+def find_user_tx(tx: Tx, username: str) -> dict[str, Any] | None:
+    """Read one user by username inside a unit, or None."""
+    row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,))
+    return _user(row) if row is not None else None
+
+
+def insert_user(tx: Tx, *, username: str, password_hash: str | None, email: str | None,
+                display_name: str | None, is_admin: bool, custom_role_id: int | None,
+                now: float) -> dict[str, Any]:
+    """Create a manual user; a taken username is a Conflict."""
+    _check_role(tx, custom_role_id)
+    try:
+        cur = tx.execute(
+            "INSERT INTO users (username, email, display_name, source, password_hash, is_admin,"
+            " status, custom_role_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'manual', ?, ?, 'active', ?, ?, ?)",
+            (username, email, display_name, password_hash, int(is_admin), custom_role_id,
+             now, now),
+        )
+    except sqlite3.IntegrityError:
+        raise Conflict(f"User '{username}' already exists") from None
+    return get_user_tx(tx, cur.lastrowid)
+
+
+def bootstrap_admin(tx: Tx, *, username: str, password_hash: str, now: float) -> bool:
+    """Create an admin only if there are no users at all; return whether one was made."""
+    if tx.one("SELECT 1 FROM users LIMIT 1") is not None:
+        return False
+    insert_user(tx, username=username, password_hash=password_hash, email=None,
+                display_name=None, is_admin=True, custom_role_id=None, now=now)
+    return True
+
+
+def _active_admins(tx: Tx) -> int:
+    return tx.one("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND status = 'active'")[0]
+
+
+def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> dict[str, Any]:
+    """Apply changes (email, display_name, is_admin, status, custom_role_id, password_hash).
+
+    A present `custom_role_id` of None clears the role. Leaving no active admin is refused,
+    so nobody can lock every administrator out. A new password ends the user's logins.
+    """
+    current = get_user_tx(tx, user_id)
+    if "custom_role_id" in changes:
+        _check_role(tx, changes["custom_role_id"])
+    columns = [c for c in ("email", "display_name", "is_admin", "status", "custom_role_id",
+                           "password_hash") if c in changes]
+    if columns:
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        values = [int(changes[c]) if c == "is_admin" else changes[c] for c in columns]
+        tx.execute(f"UPDATE users SET {assignments}, updated_at = ? WHERE id = ?",
+                   (*values, now, user_id))
+    else:
+        tx.execute("UPDATE users SET updated_at = ? WHERE id = ?", (now, user_id))
+    if current["is_admin"] and current["status"] == "active" and _active_admins(tx) == 0:
+        raise Conflict(LAST_ADMIN)
+    if "password_hash" in changes:
+        tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE user_id = ?"
+                   " AND kind = 'login' AND revoked = 0", (now, user_id))
+    return get_user_tx(tx, user_id)
+
+
+# ---- users: reads ------------------------------------------------------------------
+
+
+async def get_user(db: Database, user_id: int) -> dict[str, Any]:
+    """Read one user (404 if absent)."""
+    row = await db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
+    if row is None:
+        raise NotFound("User not found")
+    return _user(row)
+
+
+async def list_users(db: Database, *, source: str | None, is_admin: bool | None,
+                     status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    """List users in id order with optional filters."""
+    where, params = [], []
+    if source is not None:
+        where.append("source = ?")
+        params.append(source)
+    if is_admin is not None:
+        where.append("is_admin = ?")
+        params.append(int(is_admin))
+    if status is not None:
+        where.append("status = ?")
+        params.append(status)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = await db.fetchall(
+        f"SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id LIMIT ? OFFSET ?",
+        (*params, limit, offset))
+    return [_user(row) for row in rows]
+
+
+async def login_candidate(db: Database, username: str) -> dict[str, Any] | None:
+    """Read what a login needs to decide: id, status, admin flag and password hash."""
+    row = await db.fetchone(
+        "SELECT id, username, is_admin, status, source, password_hash FROM users"
+        " WHERE username = ?", (username,))
+    if row is None:
+        return None
+    found = dict(row)
+    found["is_admin"] = bool(found["is_admin"])
+    return found
+
+
+# ---- tokens ------------------------------------------------------------------------
+
+
+def record_login(tx: Tx, user_id: int, token_hash: str, expires_at: float, now: float) -> int:
+    """Store a login token, stamp last_login_at and drop long-expired login tokens."""
+    tx.execute("DELETE FROM tokens WHERE kind = 'login' AND expires_at < ?", (now,))
+    tx.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (now, user_id))
+    cur = tx.execute(
+        "INSERT INTO tokens (user_id, kind, name, token_hash, created_at, expires_at,"
+        " last_used_at) VALUES (?, 'login', NULL, ?, ?, ?, ?)",
+        (user_id, token_hash, now, expires_at, now))
+    return cur.lastrowid
+
+
+def insert_api_token(tx: Tx, *, user_id: int, name: str, token_hash: str,
+                     expires_at: float | None, now: float) -> dict[str, Any]:
+    """Store a named API token for a user; a live token of the same name is a Conflict."""
+    get_user_tx(tx, user_id)
+    try:
+        cur = tx.execute(
+            "INSERT INTO tokens (user_id, kind, name, token_hash, created_at, expires_at)"
+            " VALUES (?, 'api', ?, ?, ?, ?)", (user_id, name, token_hash, now, expires_at))
+    except sqlite3.IntegrityError:
+        raise Conflict(f"Token '{name}' already exists for this user") from None
+    return _token(tx.one(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (cur.lastrowid,)))
+
+
+def revoke_token(tx: Tx, token_id: int, now: float, *, user_id: int | None = None,
+                 kind: str | None = None) -> dict[str, Any]:
+    """Revoke a token (idempotent); with `user_id`/`kind`, only one that matches them."""
+    row = tx.one(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,))
+    if row is None or (user_id is not None and row["user_id"] != user_id) or \
+            (kind is not None and row["kind"] != kind):
+        raise NotFound("Token not found")
+    if not row["revoked"]:
+        tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE id = ?", (now, token_id))
+    return _token(tx.one(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)))
+
+
+def touch_token(tx: Tx, token_id: int, now: float) -> None:
+    """Record that a token was used."""
+    tx.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
+
+
+def list_api_tokens_tx(tx: Tx, user_id: int | None) -> list[dict[str, Any]]:
+    """List API tokens (every user's when `user_id` is None) with their usernames."""
+    clause, params = ("AND t.user_id = ?", (user_id,)) if user_id is not None else ("", ())
+    rows = tx.execute(
+        f"SELECT t.{TOKEN_COLUMNS.replace(', ', ', t.')}, u.username FROM tokens t"
+        f" JOIN users u ON u.id = t.user_id WHERE t.kind = 'api' {clause} ORDER BY t.id",
+        params).fetchall()
+    return [_token(row) for row in rows]
+
+
+async def list_api_tokens(db: Database, user_id: int) -> list[dict[str, Any]]:
+    """List a user's API tokens, newest last (404 if the user does not exist)."""
+    await get_user(db, user_id)
+    rows = await db.fetchall(
+        f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ? AND kind = 'api' ORDER BY id",
+        (user_id,))
+    return [_token(row) for row in rows]
+
+
+async def resolve_token(db: Database, token_hash: str) -> list[sqlite3.Row]:
+    """Read a token with its user, the user's role and the role's permissions (one query).
+
+    One row per permission (a single row with NULL permission columns when there are none);
+    no rows when the digest is unknown.
+    """
+    return await db.fetchall(
+        "SELECT t.id AS token_id, t.expires_at, t.revoked, t.last_used_at,"
+        " u.id AS user_id, u.username, u.is_admin, u.status,"
+        " r.system_permissions, p.resource_type_name, p.resource_type_version, p.operations"
+        " FROM tokens t JOIN users u ON u.id = t.user_id"
+        " LEFT JOIN custom_roles r ON r.id = u.custom_role_id"
+        " LEFT JOIN custom_role_permissions p ON p.role_id = r.id"
+        " WHERE t.token_hash = ?", (token_hash,))
+
+
+# ---- roles: write units ------------------------------------------------------------
+
+
+def _role_tx(tx: Tx, role_id: int) -> dict[str, Any]:
+    row = tx.one(f"SELECT {ROLE_COLUMNS} FROM custom_roles WHERE id = ?", (role_id,))
+    if row is None:
+        raise NotFound("Role not found")
+    perms = tx.execute(f"SELECT {PERMISSION_COLUMNS} FROM custom_role_permissions"
+                       " WHERE role_id = ? ORDER BY id", (role_id,)).fetchall()
+    return _role(row, [_permission(p) for p in perms])
+
+
+def _insert_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -> int:
+    try:
+        cur = tx.execute(
+            "INSERT INTO custom_role_permissions (role_id, resource_type_name,"
+            " resource_type_version, operations, created_at) VALUES (?, ?, ?, ?, ?)",
+            (role_id, perm["resource_type_name"], perm["resource_type_version"],
+             dumps(perm["operations"]), now))
+    except sqlite3.IntegrityError:
+        raise Conflict("Permission for this resource type/version already exists") from None
+    return cur.lastrowid
+
+
+def insert_role(tx: Tx, *, name: str, description: str | None, system_permissions: list[str],
+                permissions: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """Create a role with its permissions, all or nothing."""
+    try:
+        cur = tx.execute(
+            "INSERT INTO custom_roles (name, description, system_permissions, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?)",
+            (name, description, dumps(system_permissions), now, now))
+    except sqlite3.IntegrityError:
+        raise Conflict(f"Role '{name}' already exists") from None
+    for perm in permissions:
+        _insert_permission(tx, cur.lastrowid, perm, now)
+    return _role_tx(tx, cur.lastrowid)
+
+
+def update_role(tx: Tx, role_id: int, changes: dict[str, Any], now: float) -> dict[str, Any]:
+    """Change a role's name, description and/or system permissions."""
+    _role_tx(tx, role_id)
+    columns = [c for c in ("name", "description", "system_permissions") if c in changes]
+    values = [dumps(changes[c]) if c == "system_permissions" else changes[c] for c in columns]
+    assignments = "".join(f"{c} = ?, " for c in columns)
+    try:
+        tx.execute(f"UPDATE custom_roles SET {assignments}updated_at = ? WHERE id = ?",
+                   (*values, now, role_id))
+    except sqlite3.IntegrityError:
+        raise Conflict(f"Role '{changes.get('name')}' already exists") from None
+    return _role_tx(tx, role_id)
+
+
+def delete_role(tx: Tx, role_id: int) -> None:
+    """Delete a role; its permissions go with it and its users are left without a role."""
+    _role_tx(tx, role_id)
+    tx.execute("DELETE FROM custom_roles WHERE id = ?", (role_id,))
+
+
+def add_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -> dict[str, Any]:
+    """Add a permission to a role."""
+    _role_tx(tx, role_id)
+    perm_id = _insert_permission(tx, role_id, perm, now)
+    tx.execute("UPDATE custom_roles SET updated_at = ? WHERE id = ?", (now, role_id))
+    return _permission_tx(tx, role_id, perm_id)
+
+
+def _permission_tx(tx: Tx, role_id: int, perm_id: int) -> dict[str, Any]:
+    row = tx.one(f"SELECT {PERMISSION_COLUMNS} FROM custom_role_permissions"
+                 " WHERE id = ? AND role_id = ?", (perm_id, role_id))
+    if row is None:
+        raise NotFound("Permission not found")
+    return _permission(row)
+
+
+def set_permission_operations(tx: Tx, role_id: int, perm_id: int, operations: list[str],
+                              now: float) -> dict[str, Any]:
+    """Replace the operations of one of a role's permissions."""
+    _role_tx(tx, role_id)
+    _permission_tx(tx, role_id, perm_id)
+    tx.execute("UPDATE custom_role_permissions SET operations = ? WHERE id = ?",
+               (dumps(operations), perm_id))
+    tx.execute("UPDATE custom_roles SET updated_at = ? WHERE id = ?", (now, role_id))
+    return _permission_tx(tx, role_id, perm_id)
+
+
+def delete_permission(tx: Tx, role_id: int, perm_id: int, now: float) -> None:
+    """Remove one of a role's permissions."""
+    _role_tx(tx, role_id)
+    _permission_tx(tx, role_id, perm_id)
+    tx.execute("DELETE FROM custom_role_permissions WHERE id = ?", (perm_id,))
+    tx.execute("UPDATE custom_roles SET updated_at = ? WHERE id = ?", (now, role_id))
+
+
+# ---- roles: reads ------------------------------------------------------------------
+
+
+async def get_role(db: Database, role_id: int) -> dict[str, Any]:
+    """Read one role with its permissions (404 if absent)."""
+    row = await db.fetchone(f"SELECT {ROLE_COLUMNS} FROM custom_roles WHERE id = ?", (role_id,))
+    if row is None:
+        raise NotFound("Role not found")
+    perms = await db.fetchall(f"SELECT {PERMISSION_COLUMNS} FROM custom_role_permissions"
+                              " WHERE role_id = ? ORDER BY id", (role_id,))
+    return _role(row, [_permission(p) for p in perms])
+
+
+async def list_roles(db: Database) -> list[dict[str, Any]]:
+    """List every role with its permissions, in id order (two queries, not one per role)."""
+    roles = await db.fetchall(f"SELECT {ROLE_COLUMNS} FROM custom_roles ORDER BY id")
+    perms = await db.fetchall(f"SELECT {PERMISSION_COLUMNS} FROM custom_role_permissions"
+                              " ORDER BY id")
+    by_role: dict[int, list[dict[str, Any]]] = {}
+    for perm in perms:
+        by_role.setdefault(perm["role_id"], []).append(_permission(perm))
+    return [_role(row, by_role.get(row["id"], [])) for row in roles]
