@@ -63,13 +63,19 @@ class Domain:
                 raise Invalid(f"Unknown action plugin: {action_plugin}. Available plugins: "
                               f"{', '.join(available) or 'none'}")
         owner = self.host.owner_of(type_name)
+        # An action plugin is a tool the type's reconciler uses (ctx.get_action_plugin), not
+        # a replacement for it: every resource needs a reconciler that owns its type.
         if owner is None and not action_plugin:
             raise Invalid(f"No reconciler plugin registered for resource type '{type_name}' "
                           "and no action_plugin specified")
+        if owner is None:
+            raise Invalid(f"No reconciler plugin registered for resource type '{type_name}'; "
+                          f"action plugin '{action_plugin}' runs only through the type's "
+                          "reconciler")
         resource_type = await types_store.get_by_name(self.db, type_name, version)
         if resource_type is None:
             raise Invalid(f"Resource type {type_name}/{version} not found")
-        return resource_type, action_plugin or owner or ""
+        return resource_type, owner
 
     async def create_resource(self, *, name: str, type_name: str, version: str,
                               spec: dict[str, Any] | None, plugin_config: dict[str, Any] | None,

@@ -1,0 +1,1 @@
+"""Example reconciler plugin: Workflow resources run a GitHub Actions workflow."""
