@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from conftest import create_widget, create_widget_type, get_json
 from no8sd_testplugins.widgets import WidgetReconciler
 

@@ -77,7 +77,7 @@ async def test_unknown_or_unclaimed_types_are_rejected_and_not_stored(make_clien
     assert resp.status == 400 and (await resp.json())["detail"] == "spec is required"
     resp = await client.post("/api/v1/resources", json={
         "name": "x", "resource_type_name": "Widget", "resource_type_version": "v1",
-        "spec": {"size": 1}, "action_plugin": "github_actions"})
+        "spec": {"size": 1}, "action_plugin": "jenkins"})
     assert resp.status == 400 and "Unknown action plugin" in (await resp.json())["detail"]
     assert await get_json(client, "/api/v1/resources") == []
 
