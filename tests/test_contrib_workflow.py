@@ -1,0 +1,90 @@
+"""contrib/no8s-workflow-reconciler, installed with pip, found through its entry point by
+the real `no8sd` command, drives a Workflow resource to ready against a fake GitHub."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import REPO, TESTS, Daemon
+from fake_github import FakeGitHub
+
+TOKEN = "ghp_contrib_example_token_42"
+SCHEMA = {"type": "object", "required": ["owner", "repo", "workflow"], "properties": {
+    "owner": {"type": "string"}, "repo": {"type": "string"}, "workflow": {"type": "string"},
+    "ref": {"type": "string"}, "inputs": {"type": "object"}}}
+
+
+@pytest.fixture
+async def github(aiohttp_server: Any) -> FakeGitHub:
+    fake = FakeGitHub()
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    return fake
+
+
+def install(target: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(target), str(REPO / "contrib" / "no8s-workflow-reconciler")],
+        check=True, capture_output=True, text=True, timeout=300)
+
+
+async def poll(http: aiohttp.ClientSession, url: str, check: Any, timeout: float = 20) -> Any:
+    body: Any = None
+    for _ in range(int(timeout / 0.05)):
+        resp = await http.get(url)
+        body = {"_status": resp.status, **(await resp.json())}
+        if check(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never reached the expected state; last: {body}")
+
+
+async def test_the_workflow_example_runs_a_workflow_per_generation(tmp_path, github):
+    site = tmp_path / "site"
+    await asyncio.to_thread(install, site)
+    env = {"PYTHONPATH": f"{site}:{TESTS}", "GITHUB_TOKEN": TOKEN,
+           "GITHUB_API_URL": github.url, "GITHUB_ACTIONS_POLL_INTERVAL": "0.05",
+           "GITHUB_ACTIONS_TIMEOUT": "10", "NO8SD_DRIFT_INTERVAL": "0.5"}
+    daemon = await asyncio.to_thread(
+        lambda: Daemon(["--db", str(tmp_path / "wf.db"), "--port", "0"], env=env).start())
+    try:
+        assert ("Registered reconciler plugin: workflow (resource types: Workflow)"
+                in daemon.output)
+        async with aiohttp.ClientSession(daemon.url) as http:
+            resp = await http.post("/api/v1/resource-types", json={
+                "name": "Workflow", "version": "v1", "schema": SCHEMA})
+            assert resp.status == 201
+            resp = await http.post("/api/v1/resources", json={
+                "name": "deploy-staging", "resource_type_name": "Workflow",
+                "resource_type_version": "v1", "spec": {
+                    "owner": "acme", "repo": "infra", "workflow": "deploy.yml",
+                    "inputs": {"environment": "staging"}}})
+            assert resp.status == 201, await resp.text()
+            created = await resp.json()
+            assert created["finalizers"] == ["workflow"]
+            url = f"/api/v1/resources/{created['id']}"
+            ready = await poll(http, url, lambda b: b["status"] == "ready")
+            (run_id,) = github.runs
+            assert ready["outputs"]["run_id"] == run_id
+            assert ready["outputs"]["html_url"].endswith(f"/actions/runs/{run_id}")
+            assert github.dispatches == [{"ref": "main", "inputs": {"environment": "staging"}}]
+            # Drift re-checks every 0.5 s: the succeeded generation is not run again.
+            for _ in range(200):
+                history = await (await http.get(url + "/history")).json()
+                if len(history) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(history) >= 3 and len(github.dispatches) == 1
+            resp = await http.delete(url)
+            assert resp.status == 202
+            await poll(http, url, lambda b: b["_status"] == 404)
+    finally:
+        assert daemon.stop() == 0
+    assert TOKEN not in daemon.output
