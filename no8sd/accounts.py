@@ -122,6 +122,7 @@ class Accounts:
         self.by_address = SlidingWindow(max_failures_address, failure_window)
         self._hashing = asyncio.Semaphore(concurrent_hashes or os.cpu_count() or 2)
         self._pending: set[asyncio.Task[None]] = set()  # strong refs to bookkeeping writes
+        self.tokens = store.TokenReader(db)
 
     # ---- passwords -----------------------------------------------------------------
 
@@ -135,8 +136,14 @@ class Accounts:
             return await asyncio.to_thread(credentials.verify_password, password, encoded)
 
     async def prepare(self) -> None:
-        """Compute the dummy hash up front, so the first failed login is not faster."""
+        """Open the token reader and compute the dummy hash up front (so the first failed
+        login is not faster than the others)."""
+        self.tokens.open()
         await asyncio.to_thread(credentials.dummy_hash)
+
+    def close(self) -> None:
+        """Release the token reader."""
+        self.tokens.close()
 
     # ---- login ---------------------------------------------------------------------
 
@@ -171,7 +178,7 @@ class Accounts:
 
     async def resolve(self, token: str) -> Principal:
         """Turn a bearer token into the caller, from the database, or raise 401."""
-        rows = await store.resolve_token(self.db, credentials.token_digest(token))
+        rows = await self.tokens.resolve(credentials.token_digest(token))
         if not rows:
             raise Unauthorized("Invalid token")
         first = rows[0]

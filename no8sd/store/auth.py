@@ -238,20 +238,61 @@ async def list_api_tokens(db: Database, user_id: int) -> list[dict[str, Any]]:
     return [_token(row) for row in rows]
 
 
+_RESOLVE = (
+    "SELECT t.id AS token_id, t.expires_at, t.revoked, t.last_used_at,"
+    " u.id AS user_id, u.username, u.is_admin, u.status,"
+    " r.system_permissions, p.resource_type_name, p.resource_type_version, p.operations"
+    " FROM tokens t JOIN users u ON u.id = t.user_id"
+    " LEFT JOIN custom_roles r ON r.id = u.custom_role_id"
+    " LEFT JOIN custom_role_permissions p ON p.role_id = r.id"
+    " WHERE t.token_hash = ?"
+)
+
+
 async def resolve_token(db: Database, token_hash: str) -> list[sqlite3.Row]:
     """Read a token with its user, the user's role and the role's permissions (one query).
 
     One row per permission (a single row with NULL permission columns when there are none);
     no rows when the digest is unknown.
     """
-    return await db.fetchall(
-        "SELECT t.id AS token_id, t.expires_at, t.revoked, t.last_used_at,"
-        " u.id AS user_id, u.username, u.is_admin, u.status,"
-        " r.system_permissions, p.resource_type_name, p.resource_type_version, p.operations"
-        " FROM tokens t JOIN users u ON u.id = t.user_id"
-        " LEFT JOIN custom_roles r ON r.id = u.custom_role_id"
-        " LEFT JOIN custom_role_permissions p ON p.role_id = r.id"
-        " WHERE t.token_hash = ?", (token_hash,))
+    return await db.fetchall(_RESOLVE, (token_hash,))
+
+
+class TokenReader:
+    """The per-request token lookup, run directly on the event loop.
+
+    It is one indexed point query (about 15 µs here), while a hop to a pooled reader
+    thread costs about 100 µs, as much as the request's own read. It can never stall
+    the loop: busy_timeout is 0, and a busy or unavailable database falls back to the
+    pooled readers.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        """Open the read-only connection (after migrations have run)."""
+        conn = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True, timeout=0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA query_only = 1")
+        self._conn = conn
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def resolve(self, token_hash: str) -> list[sqlite3.Row]:
+        """Same result as `resolve_token`."""
+        if self._conn is not None:
+            try:
+                return self._conn.execute(_RESOLVE, (token_hash,)).fetchall()
+            except sqlite3.OperationalError:
+                pass  # busy (a checkpoint or recovery elsewhere): take the slow path
+        return await resolve_token(self.db, token_hash)
 
 
 # ---- roles: write units ------------------------------------------------------------
