@@ -88,3 +88,30 @@ async def test_the_workflow_example_runs_a_workflow_per_generation(tmp_path, git
     finally:
         assert daemon.stop() == 0
     assert TOKEN not in daemon.output
+
+
+async def test_a_run_in_progress_at_shutdown_is_cancelled(tmp_path, github):
+    github.conclusion = None  # the run never finishes by itself
+    src = REPO / "contrib" / "no8s-workflow-reconciler" / "src"
+    env = {"PYTHONPATH": f"{src}:{TESTS}", "GITHUB_TOKEN": TOKEN,
+           "GITHUB_API_URL": github.url, "GITHUB_ACTIONS_POLL_INTERVAL": "0.05"}
+    daemon = await asyncio.to_thread(lambda: Daemon([
+        "--db", str(tmp_path / "wf.db"), "--port", "0", "--no-entry-points",
+        "--shutdown-grace", "1", "--plugin", "no8s_workflow.reconciler:WorkflowReconciler"],
+        env=env).start())
+    async with aiohttp.ClientSession(daemon.url) as http:
+        resp = await http.post("/api/v1/resource-types", json={
+            "name": "Workflow", "version": "v1", "schema": SCHEMA})
+        assert resp.status == 201
+        resp = await http.post("/api/v1/resources", json={
+            "name": "long", "resource_type_name": "Workflow", "resource_type_version": "v1",
+            "spec": {"owner": "acme", "repo": "infra", "workflow": "deploy.yml"}})
+        assert resp.status == 201
+    for _ in range(200):
+        if github.runs:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the plugin has found the run and follows it
+    assert await asyncio.to_thread(daemon.stop) == 0
+    assert github.cancelled == list(github.runs) and len(github.cancelled) == 1
+    assert "abandoned run" in daemon.output

@@ -3,8 +3,8 @@
 Each generation of a Workflow resource runs its workflow once: the action plugin
 dispatches it, follows the run and reports the run id and URL, which this reconciler
 stores as the resource's outputs. The plugin's plan says "no changes" for a generation
-that already succeeded, so the drift re-checks never start the workflow again. Deleting
-the resource cancels a run that is still going.
+that already succeeded, so the drift re-checks never start the workflow again. A run
+the plugin gives up on (timeout, shutdown) is cancelled on GitHub.
 """
 
 from __future__ import annotations
