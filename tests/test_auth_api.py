@@ -401,3 +401,39 @@ async def test_token_use_is_recorded_at_most_once_a_minute(make_client):
     await client.get("/api/v1/auth/me", headers=bearer(secret))
     await asyncio.sleep(0.1)
     assert await used() == first
+
+
+async def test_open_event_streams_end_when_the_callers_rights_change(make_client):
+    from sse import next_event
+
+    client = await token_client(make_client, WidgetReconciler(), sse_heartbeat=0.2)
+    admin = await admin_token(client)
+    await create_widget_type(client_with(client, admin))
+    widget = await create_widget(client_with(client, admin), "w1")
+    role = await make_role(client, admin, "readers", [
+        {"resource_type_name": "Widget", "resource_type_version": "v1", "operations": ["READ"]}])
+    user, token = await make_user(client, admin, "rita", role_id=role["id"])
+    one = await client.get(f"/api/v1/resources/{widget['id']}/events?last_event_id=0",
+                           headers=bearer(token))
+    assert one.status == 200
+    assert (await next_event(one)).data["resource_id"] == widget["id"]
+    # Unchanged rights: the stream stays open across several re-checks.
+    await asyncio.sleep(0.7)
+    assert not one.content.at_eof()
+    # Taking READ away ends the per-resource stream; reconnecting is then refused.
+    perm = role["permissions"][0]
+    await client.put(f"/api/v1/custom-roles/{role['id']}/permissions/{perm['id']}",
+                     headers=bearer(admin), json={"operations": ["UPDATE"]})
+    await asyncio.wait_for(one.read(), 5)
+    one.close()
+    again = await client.get(f"/api/v1/resources/{widget['id']}/events", headers=bearer(token))
+    assert again.status == 403
+    # Suspension ends the user's streams; reconnecting gets 401.
+    every = await client.get("/api/v1/events", headers=bearer(token))
+    assert every.status == 200
+    await asyncio.sleep(0.5)
+    assert not every.content.at_eof()
+    await client.delete(f"/api/v1/users/{user['id']}", headers=bearer(admin))
+    await asyncio.wait_for(every.read(), 5)
+    every.close()
+    assert (await client.get("/api/v1/events", headers=bearer(token))).status == 401

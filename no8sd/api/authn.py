@@ -2,13 +2,15 @@
 
 In `token` mode every route not declared `public=True` needs `Authorization: Bearer
 <token>`; the token is resolved against the database on every request into the
-request's Principal. Requests that match no route fall through to the router's own
-404/405, since the route table is public anyway (the OpenAPI document lists it).
+request's Principal. Event streams re-check their caller every heartbeat interval and
+end when the caller's rights change. Requests that match no route fall through to the
+router's own 404/405, since the route table is public anyway (the OpenAPI document).
 `check_exposure` refuses to serve without authentication on anything but loopback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -19,6 +21,7 @@ from no8sd.accounts import Accounts
 from no8sd.api import access, keys
 from no8sd.config import Settings
 from no8sd.errors import StartupError, Unauthorized
+from no8sd.principal import Principal
 
 ACCOUNTS = web.AppKey("accounts", Accounts)
 AUTH_MODES = ("none", "token")
@@ -70,7 +73,10 @@ def bearer_token(header: str | None) -> str:
 
 def token_middleware(routes: Iterable[Any]) -> Any:
     """Build the middleware that authenticates every non-public route of `routes`."""
+    routes = list(routes)
     public = frozenset(route.handler for route in routes if route.public)
+    streaming = frozenset(route.handler for route in routes
+                          if route.content_type == "text/event-stream")
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -79,12 +85,58 @@ def token_middleware(routes: Iterable[Any]) -> Any:
             return await handler(request)
         token = bearer_token(request.headers.get("Authorization"))
         try:
-            request[access.PRINCIPAL] = await request.app[ACCOUNTS].resolve(token)
+            caller = await request.app[ACCOUNTS].resolve(token)
         except Unauthorized as exc:
             raise Unauthenticated(exc.detail) from None
+        request[access.PRINCIPAL] = caller
+        if match.handler in streaming:
+            return await _guarded_stream(request, handler, token, caller)
         return await handler(request)
 
     return authenticate
+
+
+async def _guarded_stream(request: web.Request, handler: Any, token: str,
+                          caller: Principal) -> web.StreamResponse:
+    """Run a long-lived stream, ending it once its caller's credentials or rights change.
+
+    A stream filters by the rights its caller had when it opened; re-checking them every
+    heartbeat interval makes suspension, revocation and role changes reach open streams
+    too. The client reconnects (resuming with Last-Event-ID) under its current rights.
+    """
+    accounts = request.app[ACCOUNTS]
+    interval = request.app[keys.SETTINGS].sse_heartbeat
+    task = asyncio.current_task()
+    assert task is not None
+    ended = False
+
+    async def recheck() -> None:
+        nonlocal ended
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                current: Principal | None = await accounts.resolve(token)
+            except Unauthorized:
+                current = None
+            except Exception:  # the store is briefly unavailable: keep the stream
+                continue
+            if current != caller:
+                ended = True
+                task.cancel()
+                return
+
+    watcher = asyncio.create_task(recheck(), name="stream-credentials")
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        if not ended:
+            raise
+        task.uncancel()
+        raise ConnectionResetError("credentials changed") from None
+    finally:
+        watcher.cancel()
+        if ended and task.cancelling():
+            task.uncancel()  # the stream ended itself on our cancel; nothing else is pending
 
 
 def install(app: web.Application, settings: Settings) -> None:

@@ -245,7 +245,7 @@ _RESOLVE = (
     " FROM tokens t JOIN users u ON u.id = t.user_id"
     " LEFT JOIN custom_roles r ON r.id = u.custom_role_id"
     " LEFT JOIN custom_role_permissions p ON p.role_id = r.id"
-    " WHERE t.token_hash = ?"
+    " WHERE t.token_hash = ? ORDER BY p.id"
 )
 
 
