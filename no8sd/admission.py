@@ -96,13 +96,11 @@ class AdmissionChain:
                                           allow_redirects=False) as resp:
                 if resp.status >= 500:
                     raise CallError(f"HTTP {resp.status}")
-                raw = await resp.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await _read_bounded(resp)
         except TimeoutError:
             raise CallError(f"timed out after {hook['timeout_seconds']}s") from None
         except aiohttp.ClientError as exc:
             raise CallError(f"{type(exc).__name__}: {exc}") from None
-        if len(raw) > MAX_RESPONSE_BYTES:
-            raise CallError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
         try:
             answer = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -110,6 +108,20 @@ class AdmissionChain:
         if not isinstance(answer, dict):
             raise CallError("response is not a JSON object")
         return answer
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    """Read the whole body, refusing one larger than MAX_RESPONSE_BYTES."""
+    too_large = CallError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+    if (resp.content_length or 0) > MAX_RESPONSE_BYTES:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def apply_patches(spec: dict[str, Any], patches: Any) -> dict[str, Any]:

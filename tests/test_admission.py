@@ -5,12 +5,15 @@ dry runs)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import pytest
 from aiohttp import web
 from conftest import create_widget, create_widget_type, get_json
 from no8sd_testplugins.widgets import WidgetReconciler
+
+current_request: contextvars.ContextVar[web.Request] = contextvars.ContextVar("request")
 
 
 class HookServer:
@@ -23,6 +26,7 @@ class HookServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
+        current_request.set(request)
         body = await request.json()
         self.calls.append((name, body))
         answer = self.answers.get(name, {"allowed": True})
@@ -280,7 +284,7 @@ async def test_hooks_only_run_for_their_types_and_operations(make_client, hooks)
 
 
 @pytest.mark.parametrize("failure", ["status500", "not-json", "timeout", "refused", "bad-patch",
-                                     "huge"])
+                                     "huge", "huge-streamed", "not-an-object"])
 async def test_failures_deny_under_fail_and_are_skipped_under_ignore(make_client, hooks, failure):
     client = await make_client(WidgetReconciler())
     await create_widget_type(client)
@@ -297,6 +301,11 @@ async def test_failures_deny_under_fail_and_are_skipped_under_ignore(make_client
                                 content_type="application/json")
         if failure == "bad-patch":
             return {"allowed": True, "patches": [{"op": "remove", "path": "/nope"}]}
+        if failure == "not-an-object":
+            return web.json_response([{"allowed": True}])
+        if failure == "huge-streamed":
+            return await streamed([b'{"allowed": true, "message": "'] + [b"x" * 65536] * 20
+                                  + [b'"}'])
         return {"allowed": True}
 
     url = "http://127.0.0.1:9/refused" if failure == "refused" else f"{hooks.url}/broken"
@@ -314,6 +323,33 @@ async def test_failures_deny_under_fail_and_are_skipped_under_ignore(make_client
     assert resp.status == 200
     created = await create_widget(client, "w1", {"size": 1})
     assert created["spec"] == {"size": 1}
+
+
+async def streamed(chunks: list[bytes]) -> web.StreamResponse:
+    """A chunked response (no Content-Length), written piece by piece."""
+    request = current_request.get()
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for chunk in chunks:
+        await resp.write(chunk)
+        await asyncio.sleep(0.01)
+    await resp.write_eof()
+    return resp
+
+
+async def test_an_answer_arriving_in_pieces_is_read_whole(make_client, hooks):
+    client = await make_client(WidgetReconciler())
+    await create_widget_type(client)
+    await add_hook(client, hooks, "slow", webhook_type="mutating")
+
+    async def slow(body: dict[str, Any]) -> web.StreamResponse:
+        text = b'{"allowed": true, "patches": [{"op": "add", "path": "/color", "value": "red"}]}'
+        return await streamed([text[i:i + 7] for i in range(0, len(text), 7)])
+
+    hooks.answers["slow"] = slow
+    created = await create_widget(client, "w1", {"size": 1})
+    assert created["spec"] == {"size": 1, "color": "red"}
 
 
 async def test_dry_run_create_returns_the_mutated_resource_and_stores_nothing(
