@@ -13,12 +13,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from no8sd import credentials
-from no8sd.errors import TooManyRequests, Unauthorized
+from no8sd.errors import StartupError, TooManyRequests, Unauthorized
 from no8sd.principal import Grant, Principal
 from no8sd.store import auth as store
 from no8sd.store.db import Database
@@ -28,6 +29,8 @@ from no8sd.timeutil import iso, now
 log = logging.getLogger("no8sd.auth")
 
 INVALID_CREDENTIALS = "Invalid credentials"
+MIN_PASSWORD = 8
+NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # the resource-name rule
 TOUCH_EVERY = 60.0  # seconds between last_used_at writes for one token
 
 
@@ -218,9 +221,17 @@ class Accounts:
 
     async def bootstrap(self, initial: tuple[str, str] | None) -> None:
         """Create the first admin from the environment if there are no users yet."""
-        if initial is None:
+        if initial is None or await store.has_users(self.db):
             return
         username, password = initial
+        # Refuse a weak or unusable first admin loudly rather than create it.
+        if not NAME_RE.match(username):
+            raise StartupError(
+                "INITIAL_ADMIN_USERNAME must be 1-63 lowercase letters, digits or '-', "
+                "starting and ending with a letter or digit")
+        if len(password) < MIN_PASSWORD:
+            raise StartupError(
+                f"INITIAL_ADMIN_PASSWORD must be at least {MIN_PASSWORD} characters")
         encoded = await self.hash_password(password)
         if await self.db.write(store.bootstrap_admin, username=username, password_hash=encoded,
                                now=now()):

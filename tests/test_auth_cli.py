@@ -144,3 +144,17 @@ def test_token_commands_against_a_running_daemon(daemon_factory, tmp_path):
         assert result.returncode != 0 and fragment in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("username,password,fragment", [
+    ("boss", "short", "INITIAL_ADMIN_PASSWORD must be at least 8 characters"),
+    ("Big Boss", PASSWORD, "INITIAL_ADMIN_USERNAME must be"),
+])
+def test_an_unusable_initial_admin_is_refused_at_start(tmp_path, username, password, fragment):
+    result = run("--db", str(tmp_path / "x.db"), "--port", "0", "--no-entry-points",
+                 "--auth", "token",
+                 env={"INITIAL_ADMIN_USERNAME": username, "INITIAL_ADMIN_PASSWORD": password})
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "no8sd: error:" in line]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert password not in result.stderr and "Traceback" not in result.stderr

@@ -163,6 +163,11 @@ async def list_users(db: Database, *, source: str | None, is_admin: bool | None,
     return [_user(row) for row in rows]
 
 
+async def has_users(db: Database) -> bool:
+    """Answer whether any user exists."""
+    return await db.fetchone("SELECT 1 FROM users LIMIT 1") is not None
+
+
 async def login_candidate(db: Database, username: str) -> dict[str, Any] | None:
     """Read what a login needs to decide: id, status, admin flag and password hash."""
     row = await db.fetchone(
