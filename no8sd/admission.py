@@ -99,7 +99,7 @@ class AdmissionChain:
                 raw = await _read_bounded(resp)
         except TimeoutError:
             raise CallError(f"timed out after {hook['timeout_seconds']}s") from None
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp rejects
             raise CallError(f"{type(exc).__name__}: {exc}") from None
         try:
             answer = json.loads(raw)

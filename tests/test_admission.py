@@ -86,6 +86,9 @@ async def test_create_fills_defaults_and_get_returns_the_record(make_client, hoo
     ("timeout_seconds", 0, "timeout_seconds must be between 1 and 30"),
     ("timeout_seconds", 31, "timeout_seconds must be between 1 and 30"),
     ("webhook_url", "file:///etc/passwd", "webhook_url must be an http:// or https:// URL"),
+    ("webhook_url", "http://[::1/hook", "webhook_url must be an http:// or https:// URL"),
+    ("webhook_url", "http://127.0.0.1:99999/x", "webhook_url must be an http:// or https:// URL"),
+    ("webhook_url", "https:///no-host", "webhook_url must be an http:// or https:// URL"),
     ("ordering", "first", "ordering: must be of type integer"),
 ])
 async def test_invalid_fields_are_422_with_the_reason(make_client, hooks, field, value, detail):

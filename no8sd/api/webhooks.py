@@ -76,8 +76,13 @@ WEBHOOK: dict[str, Any] = {
 def _check(body: dict[str, Any]) -> None:
     """Apply the upstream field rules, each with its own message (422)."""
     if body.get("webhook_url") is not None:
-        url = urlsplit(body["webhook_url"])
-        if url.scheme not in ("http", "https") or not url.hostname:
+        try:
+            url = urlsplit(body["webhook_url"])
+            url.port  # noqa: B018 - raises ValueError for a port out of range
+            valid = url.scheme in ("http", "https") and bool(url.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
             raise Unprocessable("webhook_url must be an http:// or https:// URL")
     if body.get("webhook_type") is not None and \
             body["webhook_type"] not in ("validating", "mutating"):
