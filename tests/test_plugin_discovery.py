@@ -135,3 +135,21 @@ async def test_installed_action_plugins_and_secret_stores_are_discovered(
     assert daemon.stop() == 0
     assert "Registered action plugin: echo 2.1.0" in daemon.output
     assert "Using secret store: static" in daemon.output
+
+
+def test_upstream_import_paths_give_the_action_and_secret_store_contracts():
+    from no8s_operator.plugins import ActionResult as ReExported
+    from no8s_operator.plugins.actions.base import ActionPlugin
+    from no8s_operator.plugins.base import ActionContext, ActionPhase, ActionResult, DriftResult
+    from no8s_operator.plugins.secrets.base import SecretStorePlugin
+
+    import no8sd.plugins as native
+
+    assert (ActionPlugin, ActionContext, ActionPhase, ActionResult, DriftResult) == (
+        native.ActionPlugin, native.ActionContext, native.ActionPhase, native.ActionResult,
+        native.DriftResult)
+    assert ReExported is ActionResult and SecretStorePlugin is native.SecretStore
+    result = ActionResult()
+    assert (result.success, result.phase, result.has_changes, result.outputs) == (
+        False, ActionPhase.PENDING, False, {})
+    assert DriftResult().drift_details == ""
