@@ -32,6 +32,10 @@ class Domain:
         self.validators = SpecValidators()
         self.admission: Admission | None = None
         self.action_plugins: Callable[[], list[str]] = list
+        # Types change only through this object, so a plain dict stays exact; the version
+        # stops a lookup that raced with a change from caching what it read before it.
+        self._types: dict[tuple[str, str], dict[str, Any]] = {}
+        self._types_version = 0
 
     # ---- resource types ---------------------------------------------------------------
 
@@ -39,18 +43,42 @@ class Domain:
                           metadata: dict[str, Any] | None) -> dict[str, Any]:
         """Register a resource type (its schema must be a valid JSON Schema)."""
         check_schema(schema)
-        return await self.db.write(types_store.insert, name, version, schema, description,
-                                   metadata or {}, now())
+        try:
+            return await self.db.write(types_store.insert, name, version, schema, description,
+                                       metadata or {}, now())
+        finally:
+            self._forget_types()
 
     async def update_type(self, type_id: int, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply a partial update to a resource type."""
         if "schema" in changes:
             check_schema(changes["schema"])
-        return await self.db.write(types_store.update, type_id, changes, now())
+        try:
+            return await self.db.write(types_store.update, type_id, changes, now())
+        finally:
+            self._forget_types()
 
     async def delete_type(self, type_id: int) -> None:
         """Delete a resource type that no resource uses."""
-        await self.db.write(types_store.delete, type_id)
+        try:
+            await self.db.write(types_store.delete, type_id)
+        finally:
+            self._forget_types()
+
+    def _forget_types(self) -> None:
+        self._types.clear()
+        self._types_version += 1
+
+    async def get_type(self, type_name: str, version: str) -> dict[str, Any] | None:
+        """Look a resource type up by name and version (cached)."""
+        key = (type_name, version)
+        found = self._types.get(key)
+        if found is None:
+            seen = self._types_version
+            found = await types_store.get_by_name(self.db, type_name, version)
+            if found is not None and seen == self._types_version:
+                self._types[key] = found
+        return found
 
     # ---- resources --------------------------------------------------------------------
 
@@ -72,7 +100,7 @@ class Domain:
             raise Invalid(f"No reconciler plugin registered for resource type '{type_name}'; "
                           f"action plugin '{action_plugin}' runs only through the type's "
                           "reconciler")
-        resource_type = await types_store.get_by_name(self.db, type_name, version)
+        resource_type = await self.get_type(type_name, version)
         if resource_type is None:
             raise Invalid(f"Resource type {type_name}/{version} not found")
         return resource_type, owner
@@ -109,8 +137,8 @@ class Domain:
         if "spec" in changes:
             if not changes["spec"]:
                 raise Invalid("spec is required")
-            resource_type = await types_store.get_by_name(
-                self.db, current["resource_type_name"], current["resource_type_version"])
+            resource_type = await self.get_type(current["resource_type_name"],
+                                                current["resource_type_version"])
             if resource_type is None:
                 raise Invalid("Resource type of this resource no longer exists")
             self.validators.validate(resource_type, changes["spec"])

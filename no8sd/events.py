@@ -10,7 +10,7 @@ never a growing queue, and cannot hold up writers or other watchers.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+import bisect
 from collections.abc import Iterable
 
 from no8sd.store.db import Event
@@ -27,7 +27,11 @@ class Hub:
     """Fans out committed events and wake-ups; all methods run on the event loop."""
 
     def __init__(self, ring_size: int = 4096) -> None:
-        self._ring: deque[Event] = deque(maxlen=ring_size)
+        # Two parallel lists (ids for bisect, events), trimmed in halves: O(log n) lookups
+        # for every watcher on every commit, amortised O(1) appends.
+        self._ring_size = ring_size
+        self._ids: list[int] = []
+        self._ring: list[Event] = []
         self._subscriptions: set[Subscription] = set()
         self._wakers: dict[str, set[asyncio.Event]] = {}
         self.last_id = 0
@@ -36,9 +40,13 @@ class Hub:
         """Record newly committed events, ring every watcher, wake reconcilers of types."""
         new = False
         for event in events:
+            self._ids.append(event.id)
             self._ring.append(event)
             self.last_id = max(self.last_id, event.id)
             new = True
+        if len(self._ring) > 2 * self._ring_size:
+            del self._ids[: -self._ring_size]
+            del self._ring[: -self._ring_size]
         if new:
             for subscription in self._subscriptions:
                 subscription.signal.set()
@@ -65,11 +73,11 @@ class Hub:
         """Return ring events with id > after_id, or None if the ring no longer reaches back."""
         if not self._ring:
             return [] if after_id >= self.last_id else None
-        if after_id + 1 < self._ring[0].id:
+        if after_id + 1 < self._ids[0]:
             return None
-        if after_id >= self._ring[-1].id:
+        if after_id >= self._ids[-1]:
             return []
-        return [event for event in self._ring if event.id > after_id]
+        return self._ring[bisect.bisect_right(self._ids, after_id):]
 
     def add_waker(self, types: Iterable[str], waker: asyncio.Event) -> None:
         """Set `waker` whenever work of one of `types` becomes due now."""

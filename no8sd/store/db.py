@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from no8sd.errors import StartupError, Unavailable
+from no8sd.store.cache import ResourceCache
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Tx:
     conn: sqlite3.Connection
     events: list[Event] = field(default_factory=list)
     wake: set[str] = field(default_factory=set)  # resource type names with work due now
+    touched: set[int] = field(default_factory=set)  # resource ids changed (cache invalidation)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
@@ -149,6 +151,7 @@ class Database:
         self._reader_cycle: itertools.cycle[aiosqlite.Connection] | None = None
         self._on_commit: Callable[[list[Event], set[str]], None] | None = None
         self._closed = False
+        self.resource_cache = ResourceCache()
 
     def on_commit(self, callback: Callable[[list[Event], set[str]], None]) -> None:
         """Call `callback(events, wake_types)` on the event loop after every commit."""
@@ -304,6 +307,8 @@ class Database:
             if ok and tx is not None:
                 events.extend(tx.events)
                 wake |= tx.wake
+                if tx.touched:
+                    self.resource_cache.invalidate(tx.touched)
                 for callback in tx.after_commit:
                     try:
                         callback()

@@ -45,6 +45,7 @@ def _save(tx: Tx, resource: dict[str, Any], **fields: Any) -> dict[str, Any]:
     assignments = ", ".join(f"{name} = ?" for name in fields)
     values = [dumps(v) if name in _JSON_FIELDS else v for name, v in fields.items()]
     tx.execute(f"UPDATE resources SET {assignments} WHERE id = ?", (*values, resource["id"]))
+    tx.touched.add(resource["id"])
     resource.update(fields)
     return resource
 
@@ -68,6 +69,7 @@ def _due_now(tx: Tx, resource: dict[str, Any], now: float) -> dict[str, Any]:
 
 def _remove(tx: Tx, resource: dict[str, Any], now: float) -> None:
     tx.execute("DELETE FROM resources WHERE id = ?", (resource["id"],))
+    tx.touched.add(resource["id"])
     events.emit(tx, events.REMOVED, resource, now)
 
 
@@ -94,6 +96,7 @@ def insert(tx: Tx, *, resource_type: dict[str, Any], name: str, spec: dict[str, 
         ) from None
     resource = _load(tx, cur.lastrowid)
     assert resource is not None
+    tx.touched.add(resource["id"])
     tx.wake.add(resource["resource_type_name"])
     events.emit(tx, events.CREATED, resource, now)
     return resource
@@ -403,17 +406,24 @@ def get_finalizers_tx(tx: Tx, resource_id: int) -> list[str]:
 
 
 async def get(db: Database, resource_id: int) -> dict[str, Any]:
-    """Read one resource by id."""
-    row = await db.fetchone("SELECT * FROM resources WHERE id = ?", (resource_id,))
-    if row is None:
+    """Read one resource by id (the returned dict is shared: do not modify it)."""
+    found = await find(db, resource_id)
+    if found is None:
         raise NotFound("Resource not found")
-    return decode_resource(row)
+    return found
 
 
 async def find(db: Database, resource_id: int) -> dict[str, Any] | None:
-    """Read one resource by id, or None."""
+    """Read one resource by id, or None (the returned dict is shared: do not modify it)."""
+    cache = db.resource_cache
+    cached = cache.get(resource_id)
+    if cached is not None:
+        return cached
+    token = cache.begin_fill(resource_id)
     row = await db.fetchone("SELECT * FROM resources WHERE id = ?", (resource_id,))
-    return decode_resource(row) if row is not None else None
+    found = decode_resource(row) if row is not None else None
+    cache.finish_fill(resource_id, token, found)
+    return found
 
 
 async def get_by_name(db: Database, type_name: str, version: str, name: str) -> dict[str, Any]:
