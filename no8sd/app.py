@@ -70,7 +70,8 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
     db = Database(settings.db_path, synchronous=settings.synchronous)
     hub = Hub()
     db.on_commit(hub.publish)
-    host = PluginHost(restart_base=settings.plugin_restart_base)
+    host = PluginHost(restart_base=settings.plugin_restart_base,
+                      block_threshold=settings.loop_block_warning)
     app[keys.SETTINGS] = settings
     app[keys.DB] = db
     app[keys.HUB] = hub

@@ -50,6 +50,7 @@ def _settings(params: dict[str, Any]) -> Settings:
         secret_store=params["secret_store"],
         max_streams=params["max_streams"],
         sse_heartbeat=params["sse_heartbeat"],
+        loop_block_warning=params["loop_block_warning"],
         auth=params["auth"].lower(),
         token_ttl=params["token_ttl"],
         initial_admin=initial_admin_from_env(os.environ),
@@ -122,6 +123,9 @@ def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> floa
 @click.option("--sse-heartbeat", envvar="NO8SD_SSE_HEARTBEAT", type=float, default=15.0,
               show_default=True, callback=_positive,
               help="Seconds of silence before an SSE heartbeat comment.")
+@click.option("--loop-block-warning", envvar="NO8SD_LOOP_BLOCK_WARNING", type=float,
+              default=1.0, show_default=True, callback=_positive,
+              help="Warn, naming the plugin, when the event loop is blocked this long.")
 @click.option("--auth", envvar="NO8SD_AUTH", default="none", show_default=True,
               type=click.Choice(["none", "token"], case_sensitive=False),
               help="none: no authentication, loopback addresses only; token: every route "

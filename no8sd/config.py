@@ -64,6 +64,8 @@ class Settings:
     synchronous: str = "FULL"
     """SQLite synchronous level: FULL survives power loss; NORMAL is faster and may lose
     the last commits (never corrupts) on power loss."""
+    loop_block_warning: float = 1.0
+    """Warn, naming the plugin, when the event loop is blocked longer than this (seconds)."""
     secret_store: str = "env"
     """The active secret store (env, file, vault or an installed no8s.secret_stores one)."""
     auth: str = "none"

@@ -5,7 +5,8 @@ plugins that are not installed). A plugin that fails to load, or claims a type a
 plugin already owns, is logged and skipped; the rest run. Each plugin's `start(ctx)`
 runs in its own task; a crash or an early return is logged and restarted with backoff,
 never taking the daemon down. Shutdown sets the shutdown event, calls every `stop()`,
-and cancels whatever is still running after the grace period.
+and cancels whatever is still running after the grace period. While plugins run, a
+watchdog (watchdog.py) warns, naming the plugin, when one blocks the event loop.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from no8sd.plugins.base import ReconcilerPlugin
 from no8sd.plugins.context import PluginServices, ReconcilerContext
+from no8sd.plugins.watchdog import LoopWatchdog
 
 log = logging.getLogger("no8sd.plugins")
 
@@ -86,13 +88,18 @@ def _distribution_version(ep: metadata.EntryPoint) -> str:
 class PluginHost:
     """Registry and supervisor of reconciler plugins."""
 
-    def __init__(self, *, restart_base: float = 5.0, restart_max: float = 300.0) -> None:
+    def __init__(self, *, restart_base: float = 5.0, restart_max: float = 300.0,
+                 block_threshold: float | None = 1.0) -> None:
         self.plugins: dict[str, PluginState] = {}
         self.owners: dict[str, str] = {}  # resource type name -> plugin name
         self.errors: list[LoadError] = []
         self.restart_base = restart_base
         self.restart_max = restart_max
         self.shutdown_event = asyncio.Event()
+        self.watchdog: LoopWatchdog | None = None
+        if block_threshold:
+            self.watchdog = LoopWatchdog(block_threshold, classes=self._plugin_classes,
+                                         on_block=self._blocked)
 
     # ---- discovery ------------------------------------------------------------------
 
@@ -156,6 +163,27 @@ class PluginHost:
                                               self.shutdown_event)
             state.task = asyncio.create_task(self._supervise(state),
                                              name=f"plugin:{state.name}")
+        if self.watchdog is not None:
+            self.watchdog.start()
+
+    def _plugin_classes(self) -> dict[tuple[str, str], str]:
+        """Map (module, class name) of each plugin's classes to the plugin's name, so the
+        watchdog can name a blocker from a stack frame; a plugin's own class wins."""
+        found: dict[tuple[str, str], str] = {}
+        states = list(self.plugins.values())
+        for state in states:
+            cls = type(state.plugin)
+            found.setdefault((cls.__module__, cls.__qualname__), state.name)
+        for state in states:
+            for cls in type(state.plugin).__mro__[1:]:
+                if not cls.__module__.startswith(("no8sd.", "builtins", "abc")):
+                    found.setdefault((cls.__module__, cls.__qualname__), state.name)
+        return found
+
+    def _blocked(self, name: str, seconds: float) -> None:
+        state = self.plugins.get(name)
+        if state is not None:
+            state.last_error = f"blocked the event loop for {seconds:.1f}s"
 
     async def _supervise(self, state: PluginState) -> None:
         assert state.context is not None
@@ -222,3 +250,5 @@ class PluginHost:
                 await asyncio.wait(pending, timeout=2.0)
         for state in self.plugins.values():
             state.state = "stopped"
+        if self.watchdog is not None:
+            self.watchdog.stop()
