@@ -237,11 +237,10 @@ def _opt_int(value: Any) -> int | None:
 def _scoped(tx: Tx, scope: frozenset[str], plugin: str, unit: Callable[..., Any],
             resource_id: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run `unit` only if the resource belongs to one of the plugin's types."""
-    row = tx.one("SELECT resource_type_name FROM resources WHERE id = ?", (resource_id,))
-    if row is not None and row[0] not in scope:
-        raise PermissionError(
-            f"resource {resource_id} is of type {row[0]}, which reconciler '{plugin}' does not own"
-        )
+    type_name = store.type_of(tx, resource_id)
+    if type_name is not None and type_name not in scope:
+        raise PermissionError(f"resource {resource_id} is of type {type_name}, which "
+                              f"reconciler '{plugin}' does not own")
     return unit(tx, resource_id, *args, **kwargs)
 
 

@@ -61,6 +61,7 @@ class Tx:
     events: list[Event] = field(default_factory=list)
     wake: set[str] = field(default_factory=set)  # resource type names with work due now
     touched: set[int] = field(default_factory=set)  # resource ids changed (cache invalidation)
+    rows: dict[int, Any] = field(default_factory=dict)  # resources already read in this unit
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:

@@ -25,8 +25,21 @@ _rng = random.Random()
 
 
 def _load(tx: Tx, resource_id: int) -> dict[str, Any] | None:
-    row = tx.one("SELECT * FROM resources WHERE id = ?", (resource_id,))
-    return decode_resource(row) if row is not None else None
+    """Read a resource once per unit; later reads in the same unit reuse the dict, which
+    `_save` keeps current."""
+    found = tx.rows.get(resource_id)
+    if found is None:
+        row = tx.one("SELECT * FROM resources WHERE id = ?", (resource_id,))
+        if row is None:
+            return None
+        found = tx.rows[resource_id] = decode_resource(row)
+    return found
+
+
+def type_of(tx: Tx, resource_id: int) -> str | None:
+    """Return a resource's type name inside a unit (None if it does not exist)."""
+    resource = _load(tx, resource_id)
+    return None if resource is None else resource["resource_type_name"]
 
 
 def _require(tx: Tx, resource_id: int) -> dict[str, Any]:
@@ -70,6 +83,7 @@ def _due_now(tx: Tx, resource: dict[str, Any], now: float) -> dict[str, Any]:
 def _remove(tx: Tx, resource: dict[str, Any], now: float) -> None:
     tx.execute("DELETE FROM resources WHERE id = ?", (resource["id"],))
     tx.touched.add(resource["id"])
+    tx.rows.pop(resource["id"], None)
     events.emit(tx, events.REMOVED, resource, now)
 
 
