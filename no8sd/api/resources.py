@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from aiohttp import web
@@ -87,7 +88,12 @@ async def list_resources(request: web.Request) -> web.Response:
 async def get_resource(request: web.Request) -> web.Response:
     """Read one resource by id (deleting resources stay readable until removed)."""
     found = await access.load_resource(request, "READ", path_id(request, "resource_id"))
-    return json_response(resource_rest(found))
+    body = request.app[keys.DB].resource_cache.memo(found, "rest_json", _rest_json)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
+
+
+def _rest_json(resource: dict) -> bytes:
+    return json.dumps(resource_rest(resource), ensure_ascii=False).encode()
 
 
 @routes.add("GET", "/api/v1/resources/by-name/{resource_type_name}/{resource_type_version}/{name}",

@@ -10,7 +10,10 @@ Everything here runs on the event loop thread.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class ResourceCache:
@@ -20,6 +23,7 @@ class ResourceCache:
         self._size = size
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._filling: dict[int, object] = {}
+        self._derived: dict[int, dict[str, Any]] = {}
 
     def get(self, resource_id: int) -> dict[str, Any] | None:
         """Return the cached row, or None."""
@@ -43,10 +47,23 @@ class ResourceCache:
             return
         self._rows[resource_id] = row
         if len(self._rows) > self._size:
-            self._rows.popitem(last=False)
+            evicted, _ = self._rows.popitem(last=False)
+            self._derived.pop(evicted, None)
+
+    def memo(self, row: dict[str, Any], name: str, compute: Callable[[dict[str, Any]], T]) -> T:
+        """Return `compute(row)`, remembered with the cached row until it changes (e.g. the
+        serialised REST body, so a GET of an unchanged resource serialises nothing)."""
+        resource_id = row["id"]
+        if self._rows.get(resource_id) is not row:
+            return compute(row)
+        slot = self._derived.setdefault(resource_id, {})
+        if name not in slot:
+            slot[name] = compute(row)
+        return slot[name]
 
     def invalidate(self, resource_ids: set[int]) -> None:
         """Forget rows a commit changed and cancel reads of them in flight."""
         for resource_id in resource_ids:
             self._rows.pop(resource_id, None)
             self._filling.pop(resource_id, None)
+            self._derived.pop(resource_id, None)
