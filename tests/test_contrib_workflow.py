@@ -4,6 +4,7 @@ the real `no8sd` command, drives a Workflow resource to ready against a fake Git
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,38 @@ async def test_a_run_in_progress_at_shutdown_is_cancelled(tmp_path, github):
     assert await asyncio.to_thread(daemon.stop) == 0
     assert github.cancelled == list(github.runs) and len(github.cancelled) == 1
     assert "abandoned run" in daemon.output
+
+
+async def test_after_a_crash_mid_run_the_restarted_daemon_follows_the_same_run(tmp_path,
+                                                                              github):
+    github.duration = 3.0
+    src = REPO / "contrib" / "no8s-workflow-reconciler" / "src"
+    env = {"PYTHONPATH": f"{src}:{TESTS}", "GITHUB_TOKEN": TOKEN,
+           "GITHUB_API_URL": github.url, "GITHUB_ACTIONS_POLL_INTERVAL": "0.05"}
+    # The lease of a reconcile cut short by the crash ends after --reconcile-timeout.
+    args = ["--db", str(tmp_path / "wf.db"), "--port", "0", "--no-entry-points",
+            "--reconcile-timeout", "2",
+            "--plugin", "no8s_workflow.reconciler:WorkflowReconciler"]
+    daemon = await asyncio.to_thread(lambda: Daemon(args, env=env).start())
+    async with aiohttp.ClientSession(daemon.url) as http:
+        resp = await http.post("/api/v1/resource-types", json={
+            "name": "Workflow", "version": "v1", "schema": SCHEMA})
+        assert resp.status == 201
+        resp = await http.post("/api/v1/resources", json={
+            "name": "deploy", "resource_type_name": "Workflow", "resource_type_version": "v1",
+            "spec": {"owner": "acme", "repo": "infra", "workflow": "deploy.yml"}})
+        assert resp.status == 201
+        # The run is stored while it is still going.
+        going = await poll(http, "/api/v1/resources/1",
+                           lambda b: b["outputs"].get("status") == "in_progress")
+    run_id = going["outputs"]["run_id"]
+    await asyncio.to_thread(daemon.stop, signal.SIGKILL)
+    daemon = await asyncio.to_thread(lambda: Daemon(args, env=env).start())
+    try:
+        async with aiohttp.ClientSession(daemon.url) as http:
+            ready = await poll(http, "/api/v1/resources/1", lambda b: b["status"] == "ready")
+    finally:
+        assert await asyncio.to_thread(daemon.stop) == 0
+    assert ready["outputs"]["run_id"] == run_id and ready["outputs"]["conclusion"] == "success"
+    assert len(github.dispatches) == 1 and github.cancelled == []
+    assert f"resumes following run {run_id}" in daemon.output

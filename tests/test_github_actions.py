@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import REPO, get_json, wait_for
 from fake_github import FakeGitHub
@@ -347,3 +348,38 @@ async def test_with_an_owning_reconciler_the_action_plugin_is_recorded_and_it_fi
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_run_left_going_by_a_stopped_daemon_is_followed_not_dispatched_again(github):
+    github.duration = 1.0
+    first = await plugin_for(github)
+    ctx = context()
+    workspace = await first.prepare(ctx)
+    going = asyncio.create_task(first.apply(ctx, workspace))
+    while not (await first.get_outputs(ctx, workspace)).get("run_id"):
+        await asyncio.sleep(0.02)
+    stored = await first.get_outputs(ctx, workspace)  # what a reconciler stores mid-run
+    assert stored["status"] in ("queued", "in_progress")
+    second = await plugin_for(github)  # the restarted daemon's instance
+    try:
+        plan, result = await run_once(second, context(last_outputs=stored))
+        assert plan.has_changes and f"Will follow workflow run {stored['run_id']}" \
+            in plan.plan_output
+        assert result.success and result.outputs["run_id"] == stored["run_id"]
+        assert len(github.dispatches) == 1
+        # A run that was cancelled when it was abandoned is not followed: the generation
+        # starts afresh.
+        github.cancelled.clear()
+        github.duration = 0.2
+        leftover = github.add_run(conclusion=None)
+        async with aiohttp.ClientSession() as session:
+            url = f"{github.url}/repos/acme/infra/actions/runs/{leftover['id']}/cancel"
+            assert (await session.post(url)).status == 202
+        _, again = await run_once(second, context(generation=2, last_outputs={
+            **stored, "run_id": leftover["id"], "generation": 2}))
+        assert again.success and again.outputs["run_id"] != leftover["id"]
+        assert len(github.dispatches) == 2
+    finally:
+        await going
+        await first.close()
+        await second.close()

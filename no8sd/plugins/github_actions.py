@@ -9,7 +9,10 @@ set, the run must also carry a unique token in its title, which makes the match 
 A run this plugin abandons (apply cancelled, reconcile timeout, run timeout, resource
 deleted) is cancelled. A generation that already succeeded (same resource, generation
 and spec hash, remembered here and in the resource's outputs) is never dispatched
-again: plan reports no changes.
+again: plan reports no changes. A run that the stored outputs show as still going for
+the same generation (the daemon stopped while following it) is followed again instead of
+dispatching another; get_outputs gives the run as soon as it is found, so a reconciler
+can store it while apply is still waiting.
 
 Configuration (environment): GITHUB_TOKEN, GITHUB_API_URL, GITHUB_ACTIONS_TIMEOUT,
 GITHUB_ACTIONS_POLL_INTERVAL, GITHUB_ACTIONS_DISCOVERY_TIMEOUT.
@@ -140,6 +143,12 @@ class GitHubActionsPlugin(ActionPlugin):
                 success=True, phase=ActionPhase.COMPLETED, has_changes=False, outputs=done,
                 plan_output=f"Workflow run {done.get('run_id')} already succeeded for "
                             f"generation {ctx.generation}; nothing to do")
+        resumable = self._resumable(ctx)
+        if resumable is not None:
+            return ActionResult(
+                success=True, phase=ActionPhase.PLANNING, has_changes=True,
+                plan_output=f"Will follow workflow run {resumable}, already started for "
+                            f"generation {ctx.generation}")
         try:
             status, _, _ = await self._request("GET", workspace["workflow_path"])
         except GitHubError as exc:
@@ -155,9 +164,19 @@ class GitHubActionsPlugin(ActionPlugin):
 
     async def apply(self, ctx: ActionContext, workspace: dict[str, Any]) -> ActionResult:
         """Dispatch, find the run, wait for its conclusion (cancelling it if abandoned)."""
-        run_id: int | None = None
+        run_id = self._resumable(ctx)
         try:
-            run_id = await self._dispatch_and_find(ctx, workspace)
+            if run_id is not None and await self._was_cancelled(workspace, run_id):
+                run_id = None  # cancelled when it was abandoned: start the generation afresh
+            if run_id is None:
+                run_id = await self._dispatch_and_find(ctx, workspace)
+            else:
+                # Started for this generation before a restart: follow it, never dispatch
+                # a second run.
+                self._claimed.add(run_id)
+                workspace["outputs"] = dict(ctx.last_outputs)
+                log.info("github_actions: resource %s resumes following run %s",
+                         ctx.resource_id, run_id)
             self._active[ctx.resource_id] = (workspace["runs_path"], run_id)
             return await self._follow(ctx, workspace, run_id)
         except GitHubError as exc:
@@ -219,6 +238,20 @@ class GitHubActionsPlugin(ActionPlugin):
                 and last.get("spec_hash") == ctx.spec_hash):
             return dict(last)
         return None
+
+    def _resumable(self, ctx: ActionContext) -> int | None:
+        """The run of this very generation that stored outputs show as still going."""
+        last = ctx.last_outputs or {}
+        if (last.get("generation") == ctx.generation and last.get("spec_hash") == ctx.spec_hash
+                and last.get("status") not in (None, "completed")
+                and isinstance(last.get("run_id"), int)):
+            return int(last["run_id"])
+        return None
+
+    async def _was_cancelled(self, workspace: dict[str, Any], run_id: int) -> bool:
+        status, run, _ = await self._request("GET", f"{workspace['runs_path']}/{run_id}")
+        return status == 404 or (isinstance(run, dict) and run.get("status") == "completed"
+                                 and run.get("conclusion") == "cancelled")
 
     async def _dispatch_and_find(self, ctx: ActionContext, workspace: dict[str, Any]) -> int:
         ref = workspace["ref"]

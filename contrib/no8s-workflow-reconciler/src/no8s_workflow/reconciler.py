@@ -4,16 +4,20 @@ Each generation of a Workflow resource runs its workflow once: the action plugin
 dispatches it, follows the run and reports the run id and URL, which this reconciler
 stores as the resource's outputs. The plugin's plan says "no changes" for a generation
 that already succeeded, so the drift re-checks never start the workflow again. A run
-the plugin gives up on (timeout, shutdown) is cancelled on GitHub.
+the plugin gives up on (timeout, shutdown) is cancelled on GitHub. The run is stored as
+soon as it is found, so a daemon that dies mid-run follows the same run after a restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
 from no8s_operator.plugins.base import ActionContext
 from no8s_operator.plugins.reconcilers.base import BaseReconciler, ReconcileResult
+
+OUTPUTS_EVERY = 1.0  # seconds between checks for new outputs while a run goes
 
 
 class WorkflowReconciler(BaseReconciler):
@@ -59,7 +63,7 @@ class WorkflowReconciler(BaseReconciler):
                 return ReconcileResult(False, plan.error_message or "Plan failed")
             if not plan.has_changes:
                 return ReconcileResult(True, plan.plan_output)
-            result = await github.apply(action_ctx, workspace)
+            result = await self._apply(github, action_ctx, workspace, resource, ctx)
             if result.outputs:
                 await ctx.update_outputs(resource["id"], result.outputs)
             if not result.success:
@@ -67,3 +71,24 @@ class WorkflowReconciler(BaseReconciler):
             return ReconcileResult(True, result.apply_output)
         finally:
             await github.cleanup(workspace)
+
+    async def _apply(self, github: Any, action_ctx: ActionContext, workspace: Any,
+                     resource: dict[str, Any], ctx: Any) -> Any:
+        """Run apply, storing the outputs as soon as the run is known: if the daemon stops
+        mid-run, the next start finds the run there and follows it instead of starting
+        another."""
+        task = asyncio.ensure_future(github.apply(action_ctx, workspace))
+        stored = resource["outputs"]
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=OUTPUTS_EVERY)
+                if done:
+                    return task.result()
+                current = await github.get_outputs(action_ctx, workspace)
+                if current and current != stored:
+                    await ctx.update_outputs(resource["id"], current)
+                    stored = current
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
