@@ -36,6 +36,7 @@ from no8sd.api import (
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
+from no8sd.api.limits import body_deadline_middleware
 from no8sd.config import Settings
 from no8sd.domain import Domain
 from no8sd.errors import StartupError
@@ -65,7 +66,7 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
     # is resolved from the database by the authentication middleware.
     gate = (access.open_access_middleware if settings.auth == "none"
             else authn.token_middleware(all_routes()))
-    app = web.Application(middlewares=[error_middleware, gate],
+    app = web.Application(middlewares=[error_middleware, gate, body_deadline_middleware],
                           client_max_size=settings.max_body_bytes)
     db = Database(settings.db_path, synchronous=settings.synchronous)
     hub = Hub()

@@ -51,6 +51,7 @@ def _settings(params: dict[str, Any]) -> Settings:
         max_streams=params["max_streams"],
         sse_heartbeat=params["sse_heartbeat"],
         loop_block_warning=params["loop_block_warning"],
+        body_timeout=params["body_timeout"],
         auth=params["auth"].lower(),
         token_ttl=params["token_ttl"],
         initial_admin=initial_admin_from_env(os.environ),
@@ -126,6 +127,9 @@ def _positive(_ctx: click.Context, param: click.Parameter, value: float) -> floa
 @click.option("--loop-block-warning", envvar="NO8SD_LOOP_BLOCK_WARNING", type=float,
               default=1.0, show_default=True, callback=_positive,
               help="Warn, naming the plugin, when the event loop is blocked this long.")
+@click.option("--body-timeout", envvar="NO8SD_BODY_TIMEOUT", type=float, default=30.0,
+              show_default=True, callback=_positive,
+              help="Seconds a client gets to send a request body (slower: 408).")
 @click.option("--auth", envvar="NO8SD_AUTH", default="none", show_default=True,
               type=click.Choice(["none", "token"], case_sensitive=False),
               help="none: no authentication, loopback addresses only; token: every route "

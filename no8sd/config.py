@@ -66,6 +66,8 @@ class Settings:
     the last commits (never corrupts) on power loss."""
     loop_block_warning: float = 1.0
     """Warn, naming the plugin, when the event loop is blocked longer than this (seconds)."""
+    body_timeout: float = 30.0
+    """Seconds a client gets to send a request body; slower bodies get 408."""
     secret_store: str = "env"
     """The active secret store (env, file, vault or an installed no8s.secret_stores one)."""
     auth: str = "none"

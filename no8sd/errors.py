@@ -56,6 +56,13 @@ class Conflict(No8sdError):
     status = 409
 
 
+class RequestTimeout(No8sdError):
+    """The client did not send its request in time; the connection is closed."""
+
+    status = 408
+    headers = {"Connection": "close"}
+
+
 class TooLarge(No8sdError):
     """The request body is larger than allowed."""
 

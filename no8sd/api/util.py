@@ -45,6 +45,14 @@ def parse_json(raw: bytes) -> Any:
         raise Invalid(f"Malformed JSON: {str(exc)[:200]}") from None
     if _depth(value) > MAX_DEPTH:
         raise Invalid(f"Malformed JSON: nested deeper than {MAX_DEPTH} levels")
+    if "\\ud" in text or "\\uD" in text:
+        # An escaped lone surrogate parses, but is no Unicode text: it could be neither
+        # stored nor sent back as UTF-8.
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Invalid("Malformed JSON: a string holds an unpaired UTF-16 surrogate"
+                          ) from None
     return value
 
 
