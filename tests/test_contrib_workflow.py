@@ -4,6 +4,7 @@ the real `no8sd` command, drives a Workflow resource to ready against a fake Git
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,9 +31,13 @@ async def github(aiohttp_server: Any) -> FakeGitHub:
 
 
 def install(target: Path) -> None:
+    # Build from a copy: building in place would leave build/ and *.egg-info in contrib/.
+    source = target.parent / "no8s-workflow-reconciler"
+    shutil.copytree(REPO / "contrib" / "no8s-workflow-reconciler", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-         str(target), str(REPO / "contrib" / "no8s-workflow-reconciler")],
+         str(target), str(source)],
         check=True, capture_output=True, text=True, timeout=300)
 
 
