@@ -125,6 +125,7 @@ class Accounts:
         self.by_address = SlidingWindow(max_failures_address, failure_window)
         self._hashing = asyncio.Semaphore(concurrent_hashes or os.cpu_count() or 2)
         self._pending: set[asyncio.Task[None]] = set()  # strong refs to bookkeeping writes
+        self._touching: set[int] = set()  # token ids whose last_used_at write is under way
         self.tokens = store.TokenReader(db)
 
     # ---- passwords -----------------------------------------------------------------
@@ -144,8 +145,10 @@ class Accounts:
         self.tokens.open()
         await asyncio.to_thread(credentials.dummy_hash)
 
-    def close(self) -> None:
-        """Release the token reader."""
+    async def close(self) -> None:
+        """Finish pending bookkeeping writes and release the token reader."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         self.tokens.close()
 
     # ---- login ---------------------------------------------------------------------
@@ -198,9 +201,12 @@ class Accounts:
             for row in rows if row["operations"] is not None)
         system = frozenset(json.loads(first["system_permissions"])) \
             if first["system_permissions"] else frozenset()
-        if first["last_used_at"] is None or stamp - first["last_used_at"] >= TOUCH_EVERY:
+        token_id = first["token_id"]
+        if (first["last_used_at"] is None or stamp - first["last_used_at"] >= TOUCH_EVERY) \
+                and token_id not in self._touching:
             # Coarse on purpose: one write per token per minute, never one per request.
-            task = asyncio.get_running_loop().create_task(self._touch(first["token_id"], stamp))
+            self._touching.add(token_id)
+            task = asyncio.get_running_loop().create_task(self._touch(token_id, stamp))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
         return Principal(user_id=first["user_id"], username=first["username"],
@@ -212,6 +218,8 @@ class Accounts:
             await self.db.write(store.touch_token, token_id, stamp)
         except Exception as exc:  # bookkeeping only; the request already succeeded
             log.debug("could not record token use: %s", exc)
+        finally:
+            self._touching.discard(token_id)
 
     async def logout(self, token_id: int) -> None:
         """Revoke the token the caller used."""

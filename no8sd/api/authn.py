@@ -153,4 +153,4 @@ async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     await accounts.prepare()
     await accounts.bootstrap(app[keys.SETTINGS].initial_admin)
     yield
-    accounts.close()
+    await accounts.close()
