@@ -112,7 +112,8 @@ class FakeGitHub:
 
         async def create() -> None:
             await asyncio.sleep(self.run_delay)
-            self.add_run(branch=body["ref"], title=titles[0] if titles else "Deploy",
+            branch = body["ref"].removeprefix("refs/heads/").removeprefix("refs/tags/")
+            self.add_run(branch=branch, title=titles[0] if titles else "Deploy",
                          conclusion=self.conclusion,
                          repo=(request.match_info["owner"], request.match_info["repo"]))
 

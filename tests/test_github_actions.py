@@ -213,6 +213,17 @@ async def test_runs_started_by_others_are_never_taken_for_ours(github):
                github.runs[i]["head_branch"] == "main" for i in mine)
 
 
+async def test_a_fully_qualified_ref_finds_its_run(github):
+    plugin = await plugin_for(github)
+    try:
+        _, result = await run_once(plugin, context(spec={**SPEC, "ref": "refs/heads/main"}))
+    finally:
+        await plugin.close()
+    assert result.success
+    assert github.dispatches[0]["ref"] == "refs/heads/main"
+    assert github.runs[result.outputs["run_id"]]["head_branch"] == "main"
+
+
 async def test_a_correlation_input_makes_the_match_exact(github):
     github.run_delay = 0.4
     plugin = await plugin_for(github)

@@ -55,7 +55,8 @@ class GitHubActionsPlugin(ActionPlugin):
         self.config: dict[str, Any] = {}
         self._session: aiohttp.ClientSession | None = None
         self._active: dict[int, tuple[str, int]] = {}  # resource id -> (runs path, run id)
-        self._claimed: set[int] = set()  # run ids matched to some resource
+        # Run ids matched to some resource -> when (monotonic); see _claim.
+        self._claimed: dict[int, float] = {}
         self._succeeded: dict[int, tuple[int, str, dict[str, Any]]] = {}
 
     @property
@@ -173,7 +174,7 @@ class GitHubActionsPlugin(ActionPlugin):
             else:
                 # Started for this generation before a restart: follow it, never dispatch
                 # a second run.
-                self._claimed.add(run_id)
+                self._claim(run_id)
                 workspace["outputs"] = dict(ctx.last_outputs)
                 log.info("github_actions: resource %s resumes following run %s",
                          ctx.resource_id, run_id)
@@ -248,6 +249,16 @@ class GitHubActionsPlugin(ActionPlugin):
             return int(last["run_id"])
         return None
 
+    def _claim(self, run_id: int) -> None:
+        """Mark a run as taken. A claim only matters while another dispatch of this daemon
+        may still be looking for its run, which lasts at most the discovery timeout; older
+        claims are dropped so the set stays small however long the daemon runs."""
+        moment = time.monotonic()
+        horizon = moment - self.config["discovery_timeout"] - 60
+        for old in [r for r, at in self._claimed.items() if at < horizon]:
+            del self._claimed[old]
+        self._claimed[run_id] = moment
+
     async def _was_cancelled(self, workspace: dict[str, Any], run_id: int) -> bool:
         status, run, _ = await self._request("GET", f"{workspace['runs_path']}/{run_id}")
         return status == 404 or (isinstance(run, dict) and run.get("status") == "completed"
@@ -255,12 +266,13 @@ class GitHubActionsPlugin(ActionPlugin):
 
     async def _dispatch_and_find(self, ctx: ActionContext, workspace: dict[str, Any]) -> int:
         ref = workspace["ref"]
+        branch = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
         inputs = dict(workspace["inputs"])
         token = None
         if workspace["correlation_input"]:
             token = f"no8s-{ctx.resource_id}-{ctx.generation}-{secrets.token_hex(4)}"
             inputs[workspace["correlation_input"]] = token
-        query = {"event": "workflow_dispatch", "branch": ref, "per_page": "50"}
+        query = {"event": "workflow_dispatch", "branch": branch, "per_page": "50"}
         runs_path = workspace["workflow_path"] + "/runs"
         before = {run["id"] for run in await self._list_runs(runs_path, query)}
         status, body, headers = await self._request(
@@ -279,14 +291,14 @@ class GitHubActionsPlugin(ActionPlugin):
                 run for run in await self._list_runs(runs_path, query)
                 if run.get("id") not in before and run.get("id") not in self._claimed
                 and run.get("event", "workflow_dispatch") == "workflow_dispatch"
-                and run.get("head_branch", ref) == ref
+                and run.get("head_branch", branch) == branch
                 and _created(run) >= since
                 and (token is None or token in f"{run.get('display_title', '')} "
                                                f"{run.get('name', '')}")
             ]
             if candidates:
                 run = min(candidates, key=lambda r: (_created(r), r["id"]))
-                self._claimed.add(run["id"])
+                self._claim(run["id"])
                 workspace["outputs"] = _run_outputs(ctx, run)
                 log.info("github_actions: resource %s dispatched run %s", ctx.resource_id,
                          run["id"])
