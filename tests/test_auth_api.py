@@ -102,6 +102,20 @@ async def test_repeated_failures_are_throttled_per_user_and_per_address(make_cli
     assert resp.status == 429 and "Retry-After" in resp.headers
 
 
+async def test_throttling_is_a_sliding_window(make_client):
+    client = await token_client(make_client, login_max_failures_user=2,
+                                login_failure_window=1.0)
+    for _ in range(2):
+        resp = await client.post("/api/v1/auth/login",
+                                 json={"username": "root", "password": "guess-guess"})
+        assert resp.status == 401
+    resp = await client.post("/api/v1/auth/login", json={"username": ADMIN[0],
+                                                          "password": ADMIN[1]})
+    assert resp.status == 429 and resp.headers["Retry-After"] == "1"
+    await asyncio.sleep(1.1)  # the failures leave the window
+    await admin_token(client)
+
+
 async def test_changes_to_a_user_apply_on_their_next_request(make_client):
     client = await token_client(make_client, WidgetReconciler())
     admin = await admin_token(client)

@@ -58,9 +58,10 @@ def test_non_loopback_without_auth_refuses_to_start_with_one_line(tmp_path, host
 
 
 def test_environment_variable_turns_auth_on_and_loopback_stays_open(daemon_factory, tmp_path):
-    daemon = daemon_factory("--host", "127.0.0.2", db=tmp_path / "a.db")
-    assert request(daemon.url + "/api/v1/resources")[0] == 200
-    assert daemon.stop() == 0
+    for host in ("127.0.0.2", "localhost"):
+        daemon = daemon_factory("--host", host, db=tmp_path / "a.db")
+        assert request(daemon.url + "/api/v1/resources")[0] == 200
+        assert daemon.stop() == 0
     secured = daemon_factory("--host", "0.0.0.0", db=tmp_path / "b.db",
                              env={"NO8SD_AUTH": "token"})
     url = secured.url.replace("0.0.0.0", "127.0.0.1")
