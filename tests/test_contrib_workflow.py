@@ -129,7 +129,7 @@ async def test_after_a_crash_mid_run_the_restarted_daemon_follows_the_same_run(t
     src = REPO / "contrib" / "no8s-workflow-reconciler" / "src"
     env = {"PYTHONPATH": f"{src}:{TESTS}", "GITHUB_TOKEN": TOKEN,
            "GITHUB_API_URL": github.url, "GITHUB_ACTIONS_POLL_INTERVAL": "0.05"}
-    # The lease of a reconcile cut short by the crash ends after --reconcile-timeout.
+    # A short --reconcile-timeout: the crash leaves the resource leased until it runs out.
     args = ["--db", str(tmp_path / "wf.db"), "--port", "0", "--no-entry-points",
             "--reconcile-timeout", "2",
             "--plugin", "no8s_workflow.reconciler:WorkflowReconciler"]
