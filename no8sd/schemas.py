@@ -3,15 +3,27 @@
 A type's schema is checked against its metaschema (Draft 7 unless it names another
 with `$schema`). Specs are validated with the format checker on, and every violation
 is reported with its path. Compiled validators are cached per type and revision.
+
+Evaluation is bounded, because a schema can be made expensive on purpose or by
+accident: a schema is at most MAX_SCHEMA_BYTES, each regex at most MAX_PATTERN_CHARS;
+regexes (`pattern`, `patternProperties`, `additionalProperties` beside them) run on the
+`regex` engine with a timeout, since `re` backtracks exponentially on patterns such as
+`^(a|aa)+$` and cannot be interrupted; `uniqueItems` compares canonical keys instead of
+every pair; and every keyword checks a per-validation deadline, so `$ref`/`anyOf`
+combinations that explode are cut off. An overrun is a 400, never a stalled daemon.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jsonschema
+import regex
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 
@@ -20,16 +32,155 @@ from no8sd.errors import Invalid
 MAX_REPORTED = 50
 MAX_MESSAGE = 300
 _CACHE_SIZE = 256
+MAX_SCHEMA_BYTES = 256 * 1024
+MAX_PATTERN_CHARS = 1000
+VALIDATION_BUDGET = 0.5  # seconds one spec validation may take
+
+
+class _Overrun(Exception):
+    """Raised inside validation when the deadline has passed."""
+
+
+_deadline = threading.local()
+
+
+def _check_deadline() -> float:
+    """Return the seconds left for this validation; raise _Overrun when none are."""
+    left = getattr(_deadline, "at", float("inf")) - time.monotonic()
+    if left <= 0:
+        raise _Overrun
+    return left
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return regex.search(pattern, text, timeout=min(_check_deadline(), VALIDATION_BUDGET)
+                            ) is not None
+    except TimeoutError:
+        raise _Overrun from None
+
+
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if validator.is_type(instance, "string") and not _search(patrn, instance):
+        yield js_exceptions.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
+                        schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for patrn, subschema in patterns.items():
+        for key, value in instance.items():
+            if _search(patrn, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=patrn)
+
+
+def _additional_properties(validator: Any, extra: Any, instance: Any,
+                           schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    patterns = list(schema.get("patternProperties", {}))
+    known = schema.get("properties", {})
+    extras = [k for k in instance
+              if k not in known and not any(_search(p, k) for p in patterns)]
+    if validator.is_type(extra, "object"):
+        for key in extras:
+            yield from validator.descend(instance[key], extra, path=key)
+    elif not extra and extras:
+        names = ", ".join(repr(k) for k in sorted(extras))
+        if patterns:
+            yield js_exceptions.ValidationError(
+                f"{names} do not match any of the regexes: "
+                f"{', '.join(repr(p) for p in sorted(patterns))}")
+        else:
+            yield js_exceptions.ValidationError(
+                f"Additional properties are not allowed ({names} unexpected)")
+
+
+def _canonical(value: Any) -> Any:
+    """A hashable key equal for JSON-equal values (1 == 1.0, but true != 1)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return (type(value).__name__, value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, list):
+        return ("array", tuple(_canonical(v) for v in value))
+    if isinstance(value, dict):
+        return ("object", frozenset((k, _canonical(v)) for k, v in value.items()))
+    return ("other", json.dumps(value, sort_keys=True, default=str))
+
+
+def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if unique and validator.is_type(instance, "array"):
+        seen = set()
+        for item in instance:
+            key = _canonical(item)
+            if key in seen:
+                yield js_exceptions.ValidationError("array has non-unique elements")
+                return
+            seen.add(key)
+
+
+def _with_deadline(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        _check_deadline()
+        return fn(validator, value, instance, schema)
+
+    return checked
+
+
+_REPLACED = {"pattern": _pattern, "patternProperties": _pattern_properties,
+             "additionalProperties": _additional_properties, "uniqueItems": _unique_items}
+_BOUNDED: dict[type, type] = {}
+_BOUNDED_LOCK = threading.Lock()
 
 
 def _validator_class(schema: dict[str, Any]) -> type:
-    return validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    base = validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    with _BOUNDED_LOCK:
+        bounded = _BOUNDED.get(base)
+        if bounded is None:
+            keywords = {name: _with_deadline(_REPLACED.get(name, fn))
+                        for name, fn in base.VALIDATORS.items()}
+            bounded = validators.extend(base, keywords)
+            _BOUNDED[base] = bounded
+    return bounded
+
+
+def _check_patterns(schema: Any) -> None:
+    """Refuse regexes that are too long or that the bounded engine cannot compile."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        found = []
+        if isinstance(node.get("pattern"), str):
+            found.append(node["pattern"])
+        if isinstance(node.get("patternProperties"), dict):
+            found.extend(node["patternProperties"])
+        for patrn in found:
+            if len(patrn) > MAX_PATTERN_CHARS:
+                raise Invalid(f"Invalid schema: a pattern is longer than {MAX_PATTERN_CHARS} "
+                              "characters")
+            try:
+                regex.compile(patrn)
+            except (regex.error, ValueError) as exc:
+                raise Invalid(f"Invalid schema: pattern {_short(repr(patrn))} does not "
+                              f"compile: {exc}") from None
+        stack.extend(node.values())
 
 
 def check_schema(schema: Any) -> None:
     """Raise Invalid unless `schema` is a valid JSON Schema."""
     if not isinstance(schema, dict):
         raise Invalid("Invalid schema: a schema must be a JSON object")
+    if len(json.dumps(schema, separators=(",", ":"))) > MAX_SCHEMA_BYTES:
+        raise Invalid(f"Invalid schema: larger than {MAX_SCHEMA_BYTES} bytes")
+    _check_patterns(schema)
     try:
         cls = _validator_class(schema)
         cls.check_schema(schema)
@@ -77,10 +228,17 @@ class SpecValidators:
     def validate(self, resource_type: dict[str, Any], spec: Any) -> None:
         """Raise Invalid listing every violation ("path: message") if `spec` does not fit."""
         validator = self._get(resource_type)
+        _deadline.at = time.monotonic() + VALIDATION_BUDGET
         try:
             found = sorted(validator.iter_errors(spec), key=lambda e: list(map(str, e.path)))
         except RecursionError:
             raise Invalid("Spec validation failed: (root): nested too deeply") from None
+        except _Overrun:
+            raise Invalid(f"Spec validation failed: evaluating the resource type's schema "
+                          f"took longer than {VALIDATION_BUDGET:g}s; simplify the schema "
+                          "(patterns, $ref or anyOf nesting)") from None
+        finally:
+            _deadline.at = float("inf")
         if not found:
             return
         errors = [{"path": _path(e), "message": _short(e.message)} for e in found[:MAX_REPORTED]]

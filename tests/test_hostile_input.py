@@ -16,6 +16,8 @@ import pytest
 from conftest import create_widget, create_widget_type
 from no8sd_testplugins.widgets import WidgetReconciler
 
+from no8sd.plugins import BaseReconciler, ReconcileResult
+
 RESOURCES = "/api/v1/resources"
 
 
@@ -207,3 +209,90 @@ async def test_path_traversal_is_a_plain_not_found(make_client, path):
     assert resp.status in (404, 422), (path, resp.status)
     text = await _json_error(resp, resp.status)
     assert "root:" not in text
+
+
+async def _register(client: Any, name: str, schema: dict[str, Any]) -> Any:
+    return await client.post("/api/v1/resource-types",
+                             json={"name": name, "version": "v1", "schema": schema})
+
+
+async def _create_spec(client: Any, type_name: str, name: str, spec: Any) -> Any:
+    return await client.post(RESOURCES, json={
+        "name": name, "resource_type_name": type_name, "resource_type_version": "v1",
+        "spec": spec})
+
+
+class SchemaTypes(BaseReconciler):
+    """Owns the resource types of the schema tests."""
+
+    name = "schema-types"
+    resource_types = ["Backtrack", "BacktrackKeys", "BacktrackExtra", "RefExplosion", "Plain"]
+
+    async def reconcile(self, resource: dict[str, Any], ctx: Any) -> ReconcileResult:
+        return ReconcileResult(True, "ok")
+
+
+def _chain(depth: int) -> dict[str, Any]:
+    """d_k = anyOf[d_(k-1), d_(k-1)]: 2**depth evaluations for an instance that fails."""
+    definitions: dict[str, Any] = {"d0": {"type": "string"}}
+    for k in range(1, depth + 1):
+        definitions[f"d{k}"] = {"anyOf": [{"$ref": f"#/definitions/d{k - 1}"}] * 2}
+    return {"definitions": definitions, "type": "object",
+            "properties": {"x": {"$ref": f"#/definitions/d{depth}"}}}
+
+
+EXPENSIVE = {
+    "Backtrack": ({"type": "object", "properties": {"s": {"pattern": "^(a|aa)+$"}}},
+                  {"s": "a" * 60 + "!"}),
+    "BacktrackKeys": ({"type": "object", "patternProperties": {"^(a|aa)+$": {}}},
+                      {"a" * 60 + "!": 1}),
+    "BacktrackExtra": ({"type": "object", "additionalProperties": False,
+                        "patternProperties": {"^(a|aa)+$": {}}}, {"a" * 60 + "!": 1}),
+    "RefExplosion": (_chain(40), {"x": 1}),
+}
+
+
+@pytest.mark.parametrize("type_name", sorted(EXPENSIVE))
+async def test_expensive_schemas_are_cut_off_with_400(make_client, type_name):
+    client = await make_client(SchemaTypes())
+    schema, spec = EXPENSIVE[type_name]
+    resp = await _register(client, type_name, schema)
+    assert resp.status == 201, await resp.text()
+    started = time.monotonic()
+    detail = await _json_error(await _create_spec(client, type_name, "x", spec), 400)
+    assert time.monotonic() - started < 3
+    assert "took longer than" in detail, detail
+    # The daemon is fine and answers at once.
+    started = time.monotonic()
+    assert (await client.get("/health")).status == 200
+    assert time.monotonic() - started < 0.5
+
+
+async def test_schema_limits_at_registration_and_cheap_checks_still_work(make_client):
+    client = await make_client(SchemaTypes())
+    resp = await _register(client, "Huge", {"type": "object", "description": "x" * 300_000})
+    assert "larger than" in await _json_error(resp, 400)
+    resp = await _register(client, "LongRe", {"properties": {"s": {"pattern": "a" * 1001}}})
+    assert "longer than 1000" in await _json_error(resp, 400)
+    resp = await _register(client, "BadRe", {"properties": {"s": {"pattern": "(unclosed"}}})
+    await _json_error(resp, 400)
+    # Ordinary patterns and uniqueItems keep working, and a large array is quick.
+    schema = {"type": "object", "additionalProperties": False,
+              "patternProperties": {"^x-[a-z]+$": {}},
+              "properties": {"s": {"pattern": "^[a-z]+$"},
+                             "items": {"type": "array", "uniqueItems": True}}}
+    assert (await _register(client, "Plain", schema)).status == 201
+    assert (await _create_spec(client, "Plain", "ok", {"s": "abc", "x-y": 1})).status == 201
+    detail = await _json_error(await _create_spec(client, "Plain", "bad", {"s": "ABC"}), 400)
+    assert "does not match" in detail
+    detail = await _json_error(await _create_spec(client, "Plain", "bad", {"Q": 1}), 400)
+    assert "'Q'" in detail
+    many = [{"i": i} for i in range(20_000)]
+    started = time.monotonic()
+    assert (await _create_spec(client, "Plain", "many", {"items": many})).status == 201
+    detail = await _json_error(await _create_spec(client, "Plain", "dupe",
+                                                  {"items": [*many, {"i": 7}]}), 400)
+    assert "non-unique" in detail
+    assert (await _create_spec(client, "Plain", "num", {"items": [1, 1.0]})).status == 400
+    assert (await _create_spec(client, "Plain", "bools", {"items": [1, True]})).status == 201
+    assert time.monotonic() - started < 10
