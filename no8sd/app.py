@@ -45,6 +45,7 @@ from no8sd.plugins.base import ReconcilerPlugin
 from no8sd.plugins.context import PluginServices
 from no8sd.plugins.host import PluginHost
 from no8sd.store import events as events_store
+from no8sd.store import resources as resources_store
 from no8sd.store.db import Database
 from no8sd.timeutil import now
 
@@ -99,6 +100,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await db.open()
     _, newest = await events_store.bounds(db)
     app[keys.HUB].last_id = newest
+    released = await db.write(resources_store.release_leases, now())
+    if released:
+        log.info("Re-queued %d resource(s) that were being reconciled when no8sd last stopped",
+                 released)
     yield
     await db.close()
     log.info("Database closed")

@@ -221,7 +221,7 @@ def claim_due(tx: Tx, *, types: list[str], limit: int, exclude: frozenset[int], 
         )
         _save(tx, resource, next_reconcile_time=now + rules.reconcile_timeout,
               due_class=lifecycle.ROUTINE, claimed_seq=resource["wanted_seq"],
-              claimed_generation=resource["generation"], claim_reason=reason)
+              claimed_generation=resource["generation"], claim_reason=reason, leased=1)
         claimed.append(resource)
     return claimed
 
@@ -257,6 +257,8 @@ def set_status(tx: Tx, resource_id: int, *, status: str, message: str | None,
     generation = observed_generation if observed_generation is not None else resource[
         "generation"]
     fields: dict[str, Any] = {"status_message": message or None, "updated_at": now}
+    if status != lifecycle.RECONCILING:
+        fields["leased"] = 0  # the reconcile reported its outcome
     if observed_generation is not None:
         fields["observed_generation"] = observed_generation
     if resource["deleted_at"] is not None:
@@ -340,7 +342,7 @@ def record(tx: Tx, resource_id: int, *, success: bool, message: str,
         (resource_id, resource_id, history_limit),
     )
     dirty = resource["wanted_seq"] > resource["claimed_seq"]
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"leased": 0} if resource["leased"] else {}
     if resource["next_reconcile_time"] is None:
         pass  # nothing further is wanted (e.g. the owner already released a deleting resource)
     elif dirty:
@@ -355,10 +357,28 @@ def record(tx: Tx, resource_id: int, *, success: bool, message: str,
         fields.update(next_reconcile_time=due.at, due_class=due.due_class, retry_count=retries)
     if fields:
         _save(tx, resource, **fields)
-        if fields["next_reconcile_time"] <= now:
+        if fields.get("next_reconcile_time", now + 1) <= now:
             tx.wake.add(resource["resource_type_name"])
     events.emit(tx, events.RECONCILED, resource, now)
     return resource
+
+
+def release_leases(tx: Tx, now: float) -> int:
+    """Make every resource that was handed out when the daemon last stopped due now.
+
+    Whoever held those leases is gone (a crash, a kill, a stop mid-reconcile), so waiting
+    out the reconcile timeout would only delay the retry.
+    """
+    rows = tx.execute("SELECT id, resource_type_name FROM resources INDEXED BY resources_leased"
+                      " WHERE leased = 1").fetchall()
+    for row in rows:
+        tx.touched.add(row[0])
+        tx.wake.add(row[1])
+    tx.execute("UPDATE resources SET leased = 0, next_reconcile_time = ?, due_class = ?"
+               " WHERE leased = 1 AND next_reconcile_time IS NOT NULL",
+               (now, lifecycle.URGENT))
+    tx.execute("UPDATE resources SET leased = 0 WHERE leased = 1")
+    return len(rows)
 
 
 def add_finalizer(tx: Tx, resource_id: int, finalizer: str, now: float) -> bool:
