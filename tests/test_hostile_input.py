@@ -296,3 +296,65 @@ async def test_schema_limits_at_registration_and_cheap_checks_still_work(make_cl
     assert (await _create_spec(client, "Plain", "num", {"items": [1, 1.0]})).status == 400
     assert (await _create_spec(client, "Plain", "bools", {"items": [1, True]})).status == 201
     assert time.monotonic() - started < 10
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+async def _open_stream(host: str, port: int) -> tuple[Any, Any, bytes]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    return reader, writer, head
+
+
+async def test_thousands_of_idle_streams_are_bounded(daemon_factory):
+    limit = 2000
+    # Heartbeats are how the daemon notices idle clients that left.
+    daemon = daemon_factory("--max-streams", str(limit), "--sse-heartbeat", "3")
+    host, port = daemon.url.removeprefix("http://").rsplit(":", 1)
+    before = _rss_kib(daemon.proc.pid)
+    opened = []
+    for start in range(0, limit, 250):
+        opened += await asyncio.gather(*(_open_stream(host, int(port))
+                                         for _ in range(start, min(start + 250, limit))))
+    try:
+        assert all(head.startswith(b"HTTP/1.1 200") for _, _, head in opened)
+        reader, writer, head = await _open_stream(host, int(port))
+        assert head.startswith(b"HTTP/1.1 503"), head
+        body = await reader.read(4096)
+        writer.close()
+        assert "Too many event streams" in json.loads(body)["detail"]
+        # The rest of the API is unaffected.
+        took = []
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            started = time.monotonic()
+            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 10)
+            took.append(time.monotonic() - started)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 200")
+        assert sorted(took)[2] < 0.5, took
+        grown = _rss_kib(daemon.proc.pid) - before
+        assert grown < 100 * 1024, f"{limit} idle streams cost {grown} KiB"
+        print(f"{limit} idle SSE streams: RSS +{grown} KiB, /health took {took}")
+    finally:
+        for _, writer, _ in opened:
+            writer.close()
+    # Once clients leave, their slots are free again (noticed by the next heartbeat).
+    deadline = time.monotonic() + 10
+    while True:
+        reader, writer, head = await _open_stream(host, int(port))
+        writer.close()
+        if head.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert daemon.stop() == 0
