@@ -23,7 +23,7 @@ import click
 from no8sd import credentials
 from no8sd.api.auth_schemas import MAX_PASSWORD, MIN_PASSWORD
 from no8sd.config import default_db_path
-from no8sd.errors import No8sdError, StartupError
+from no8sd.errors import No8sdError, StartupError, Unprocessable
 from no8sd.store import auth as store
 from no8sd.store.db import Tx, migrate, migration_files
 from no8sd.timeutil import iso, now
@@ -94,9 +94,9 @@ def read_password() -> str:
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < MIN_PASSWORD:
-        raise click.UsageError(f"the password must be at least {MIN_PASSWORD} characters")
+        raise Unprocessable(f"the password must be at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
-        raise click.UsageError(f"the password must be at most {MAX_PASSWORD} characters")
+        raise Unprocessable(f"the password must be at most {MAX_PASSWORD} characters")
     return password
 
 

@@ -112,8 +112,9 @@ def test_user_create_reads_the_password_from_stdin(daemon_factory, tmp_path):
             (("carol",), "short", "at least 8 characters"),
             (("Not_Valid",), PASSWORD, "username must consist of")):
         result = run("--db", db, "user", "create", *args, stdin=stdin + "\n")
-        assert result.returncode != 0
-        assert fragment in result.stderr and "Traceback" not in result.stderr
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()], result.stderr
+        assert result.stderr.startswith("no8sd: error: ") and fragment in result.stderr
     assert daemon.stop() == 0
 
 
