@@ -67,9 +67,11 @@ async def test_login_failures_look_and_cost_the_same(make_client):
     user, _ = await make_user(client, admin, "sus")
     assert (await client.delete(f"/api/v1/users/{user['id']}", headers=bearer(admin))).status \
         == 204
-    started = time.perf_counter()
-    credentials.hash_password("calibration")
-    kdf = time.perf_counter() - started
+    kdf = float("inf")
+    for _ in range(3):  # the fastest of a few runs is the unloaded cost of one hash
+        started = time.perf_counter()
+        credentials.hash_password("calibration")
+        kdf = min(kdf, time.perf_counter() - started)
     for username, password in (("nobody", "whatever-password"), ("root", "wrong-password"),
                                ("sus", PASSWORD), ("", ""), ("root", "x" * 4096)):
         started = time.perf_counter()
