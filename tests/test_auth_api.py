@@ -453,3 +453,31 @@ async def test_open_event_streams_end_when_the_callers_rights_change(make_client
     await asyncio.wait_for(every.read(), 5)
     every.close()
     assert (await client.get("/api/v1/events", headers=bearer(token))).status == 401
+
+
+async def test_password_hashing_never_stalls_other_requests(make_client):
+    client = await token_client(make_client)
+    await admin_token(client)  # warm-up
+    kdf = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        credentials.hash_password("calibration")
+        kdf = min(kdf, time.perf_counter() - started)
+
+    async def attempt():
+        resp = await client.post("/api/v1/auth/login",
+                                 json={"username": ADMIN[0], "password": ADMIN[1]})
+        assert resp.status == 200
+
+    logins = asyncio.gather(*(attempt() for _ in range(6)))
+    await asyncio.sleep(0.01)
+    latencies = []
+    while not logins.done():
+        started = time.perf_counter()
+        assert (await client.get("/health")).status == 200
+        latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.005)
+    await logins
+    assert len(latencies) >= 3
+    # Hashing on the event loop would make a typical request wait for a whole hash.
+    assert sorted(latencies)[len(latencies) // 2] < kdf / 2, (latencies, kdf)
