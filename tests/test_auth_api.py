@@ -481,3 +481,20 @@ async def test_password_hashing_never_stalls_other_requests(make_client):
     assert len(latencies) >= 3
     # Hashing on the event loop would make a typical request wait for a whole hash.
     assert sorted(latencies)[len(latencies) // 2] < kdf / 2, (latencies, kdf)
+
+
+async def test_a_database_from_before_authentication_is_upgraded(make_client, tmp_path):
+    import sqlite3
+
+    from no8sd.store.db import migration_files
+
+    number, _, sql = migration_files()[0]
+    assert number == 1
+    with sqlite3.connect(tmp_path / "test.db") as conn:
+        conn.executescript(f"{sql}\nPRAGMA user_version = 1;")
+        conn.execute("INSERT INTO resource_types (name, version, schema, created_at, updated_at)"
+                     " VALUES ('Old', 'v1', '{}', 0, 0)")
+    client = await token_client(make_client)
+    admin = await admin_token(client)
+    resp = await client.get("/api/v1/resource-types/Old/v1", headers=bearer(admin))
+    assert resp.status == 200
