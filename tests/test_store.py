@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 
 import pytest
@@ -74,24 +73,45 @@ async def test_a_failing_unit_rolls_back_alone(db):
     assert names == ["a", "b"]
 
 
-async def test_reads_are_not_blocked_by_a_long_write(db):
-    release = threading.Event()
-
-    def slow(tx):
-        tx.execute("INSERT INTO resource_types (name, version, schema, created_at, updated_at)"
-                   " VALUES ('slow', 'v1', '{}', 0, 0)")
-        release.wait(5)  # hold the write transaction open
-
-    writing = asyncio.ensure_future(db.write(slow))
-    await asyncio.sleep(0.1)
-    started = time.monotonic()
-    rows = await db.fetchall("SELECT name FROM resource_types")
-    took = time.monotonic() - started
-    release.set()
-    await writing
-    assert rows == []  # the uncommitted write is invisible ...
-    assert took < 1.0  # ... and the read did not wait for it
+async def test_reads_are_not_blocked_by_a_long_write(db, tmp_path):
+    # Hold a write transaction open on the file (as a slow commit would) ...
+    other = sqlite3.connect(tmp_path / "store.db", isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO resource_types (name, version, schema, created_at, updated_at)"
+                  " VALUES ('slow', 'v1', '{}', 0, 0)")
+    try:
+        started = time.monotonic()
+        rows = await db.fetchall("SELECT name FROM resource_types")
+        took = time.monotonic() - started
+        assert rows == []  # the uncommitted write is invisible ...
+        assert took < 1.0  # ... and the read did not wait for it
+    finally:
+        other.execute("COMMIT")
+        other.close()
     assert (await db.fetchone("SELECT COUNT(*) FROM resource_types"))[0] == 1
+
+
+async def test_the_loop_keeps_running_while_a_batch_commits(db):
+    """Commits wait for the disk off the event loop: timers keep firing meanwhile."""
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.001)
+            ticks += 1
+
+    task = asyncio.ensure_future(ticker())
+
+    def insert(tx, i):
+        tx.execute("INSERT INTO resource_types (name, version, schema, created_at, updated_at)"
+                   " VALUES (?, 'v1', '{}', 0, 0)", (f"T{i}",))
+
+    for round_ in range(20):
+        await asyncio.gather(*(db.write(insert, round_ * 50 + i) for i in range(50)))
+    task.cancel()
+    assert ticks > 0
+    assert (await db.fetchone("SELECT COUNT(*) FROM resource_types"))[0] == 1000
 
 
 async def test_due_work_query_uses_the_index(db):
