@@ -9,6 +9,7 @@ with a fast plugin.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -53,9 +54,12 @@ def _conditions(body: dict) -> dict[str, dict]:
 
 
 def install_dns_plugin(target: Path) -> None:
+    # Build from a copy: building in place would leave build/ and egg-info in contrib/.
+    source = target.parent / "dns-src"
+    shutil.copytree(REPO / "contrib" / "no8s-dns-reconciler", source)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-         str(target), str(REPO / "contrib" / "no8s-dns-reconciler")],
+         str(target), str(source)],
         check=True, capture_output=True, text=True, timeout=300)
 
 
