@@ -36,7 +36,7 @@ from no8sd.api import (
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
-from no8sd.api.limits import body_deadline_middleware
+from no8sd.api.limits import body_deadline_middleware, quiet_malformed_requests
 from no8sd.config import Settings
 from no8sd.domain import Domain
 from no8sd.errors import StartupError
@@ -150,6 +150,7 @@ async def _prune_loop(app: web.Application) -> None:
 
 async def _on_shutdown(app: web.Application) -> None:
     app[keys.STOPPING].set()
+    app[keys.HUB].ring_all()
 
 
 # ---- running the daemon -------------------------------------------------------------
@@ -189,6 +190,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     """Run the daemon until SIGTERM/SIGINT (or `stop` is set)."""
     stop = stop or asyncio.Event()
     _raise_fd_limit()
+    quiet_malformed_requests()
     authn.check_exposure(settings)  # before binding: never listen openly, even briefly
     sockets = bind(settings)
     app = create_app(settings)

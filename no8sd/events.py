@@ -60,6 +60,11 @@ class Hub:
         self._subscriptions.add(subscription)
         return subscription
 
+    def ring_all(self) -> None:
+        """Ring every watcher's doorbell (on shutdown, so each notices and ends)."""
+        for subscription in self._subscriptions:
+            subscription.signal.set()
+
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget a watcher (idempotent)."""
         self._subscriptions.discard(subscription)

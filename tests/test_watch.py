@@ -223,3 +223,17 @@ async def test_resume_across_a_daemon_restart(daemon_factory, tmp_path):
         assert ids == list(range(seen[-1].id + 1, seen[-1].id + 1 + len(ids)))
         resumed.close()
     assert second.stop() == 0
+
+
+async def test_open_streams_do_not_hold_up_shutdown(daemon_factory):
+    daemon = daemon_factory("--shutdown-grace", "20")
+    async with aiohttp.ClientSession(daemon.url) as http:
+        streams = [await http.get("/api/v1/events") for _ in range(5)]
+        assert all(s.status == 200 for s in streams)
+        started = time.monotonic()
+        code = await asyncio.to_thread(daemon.stop)
+        assert code == 0
+        assert time.monotonic() - started < 10  # far less than the 20 s grace
+        for stream in streams:  # each stream was ended cleanly by the server
+            while await stream.content.readany():
+                pass

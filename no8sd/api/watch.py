@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 
@@ -55,8 +56,14 @@ def _start_cursor(request: web.Request) -> int | None:
     return int(raw)
 
 
+@functools.lru_cache(maxsize=1024)
+def _encode(event_id: int, event_type: str, data: str) -> bytes:
+    return f"id: {event_id}\nevent: {event_type}\ndata: {data}\n\n".encode()
+
+
 def _frame(event: Event) -> bytes:
-    return f"id: {event.id}\nevent: {event.event_type}\ndata: {event.data}\n\n".encode()
+    """The SSE frame of an event, encoded once however many watchers receive it."""
+    return _encode(event.id, event.event_type, event.data)
 
 
 async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
@@ -120,15 +127,11 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
                 break
             if batch:
                 continue
-            waiter = asyncio.ensure_future(subscription.signal.wait())
-            stopper = asyncio.ensure_future(stopping.wait())
+            # Shutdown rings every doorbell too (Hub.ring_all), so one wait covers both.
             try:
-                done, _ = await asyncio.wait({waiter, stopper}, timeout=settings.sse_heartbeat,
-                                             return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
-            if not done:
+                async with asyncio.timeout(settings.sse_heartbeat):
+                    await subscription.signal.wait()
+            except TimeoutError:
                 await _write(response, b": heartbeat\n\n")
     except (ConnectionError, asyncio.CancelledError, TimeoutError):
         pass
@@ -142,7 +145,11 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
 
 async def _write(response: web.StreamResponse, data: bytes) -> None:
     """Write to the client; a client that accepts nothing for WRITE_TIMEOUT is dropped."""
-    await asyncio.wait_for(response.write(data), WRITE_TIMEOUT)
+    try:
+        async with asyncio.timeout(WRITE_TIMEOUT):
+            await response.write(data)
+    except TimeoutError:
+        raise ConnectionError("the client stopped reading") from None
 
 
 def _readable(request: web.Request) -> Callable[[str, str], bool]:
