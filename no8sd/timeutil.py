@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 
@@ -11,8 +12,13 @@ def now() -> float:
     return time.time()
 
 
+@functools.lru_cache(maxsize=8192)
 def iso(ts: float | None) -> str | None:
-    """Format Unix seconds as ISO 8601 UTC with a +00:00 offset (None stays None)."""
+    """Format Unix seconds as ISO 8601 UTC with a +00:00 offset (None stays None).
+
+    Cached: the same few timestamps of a resource are formatted for every event and
+    response about it.
+    """
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat()

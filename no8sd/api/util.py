@@ -15,6 +15,7 @@ import jsonschema
 from aiohttp import web
 
 from no8sd.errors import Invalid, NotFound, TooLarge, Unprocessable
+from no8sd.schemas import fast_checkable, fast_valid
 
 MAX_DEPTH = 64
 MAX_ID = 2**63 - 1
@@ -88,66 +89,6 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
     return value
 
 
-_TYPES: dict[str, Any] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-}
-_FAST_KEYWORDS = frozenset(("type", "required", "properties", "items", "maxItems", "maxLength",
-                            "minLength", "enum", "minimum", "maximum", "description",
-                            "default", "format"))
-
-
-def _fast_check(schema: dict[str, Any], value: Any) -> bool:
-    """Check the small JSON Schema subset request bodies use, without building errors.
-
-    Request bodies are checked on every write; jsonschema's general machinery costs more
-    than the rest of a create. This answers valid/invalid quickly; only an invalid body
-    goes through jsonschema, to produce the messages.
-    """
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not any(_TYPES[k](value) for k in kinds):
-            return False
-    if "enum" in schema and value not in schema["enum"]:
-        return False
-    if isinstance(value, str):
-        if len(value) > schema.get("maxLength", len(value)) or \
-                len(value) < schema.get("minLength", 0):
-            return False
-    elif isinstance(value, dict):
-        if any(key not in value for key in schema.get("required", ())):
-            return False
-        for key, sub in schema.get("properties", {}).items():
-            if key in value and not _fast_check(sub, value[key]):
-                return False
-    elif isinstance(value, list):
-        if len(value) > schema.get("maxItems", len(value)):
-            return False
-        items = schema.get("items")
-        if items is not None and not all(_fast_check(items, v) for v in value):
-            return False
-    elif isinstance(value, int | float) and not isinstance(value, bool) and (
-            ("minimum" in schema and value < schema["minimum"])
-            or ("maximum" in schema and value > schema["maximum"])):
-        return False
-    return True
-
-
-def _fast_checkable(schema: Any) -> bool:
-    if not isinstance(schema, dict) or not set(schema) <= _FAST_KEYWORDS:
-        return False
-    subs = list(schema.get("properties", {}).values())
-    if "items" in schema:
-        subs.append(schema["items"])
-    return all(_fast_checkable(sub) for sub in subs)
-
-
 class BodySchema:
     """A compiled JSON Schema for a request body; also published in the OpenAPI document."""
 
@@ -155,11 +96,11 @@ class BodySchema:
         jsonschema.Draft7Validator.check_schema(schema)
         self.schema = schema
         self._validator = jsonschema.Draft7Validator(schema)
-        self._fast = _fast_checkable(schema)
+        self._fast = fast_checkable(schema)
 
     def check(self, body: dict[str, Any]) -> dict[str, Any]:
         """Raise 422 listing every field problem; return the body unchanged if it fits."""
-        if self._fast and _fast_check(self.schema, body):
+        if self._fast and fast_valid(self.schema, body):
             return body
         problems = sorted(self._validator.iter_errors(body), key=lambda e: list(map(str, e.path)))
         if problems:

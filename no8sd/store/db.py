@@ -69,6 +69,7 @@ class Tx:
     wake: set[str] = field(default_factory=set)  # resource type names with work due now
     touched: set[int] = field(default_factory=set)  # resource ids changed (cache invalidation)
     rows: dict[int, Any] = field(default_factory=dict)  # resources already read in this unit
+    changed: set[str] = field(default_factory=set)  # small tables whose cached copies are stale
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
@@ -159,6 +160,10 @@ class Database:
         self._on_commit: Callable[[list[Event], set[str]], None] | None = None
         self._closed = False
         self.resource_cache = ResourceCache()
+        # Versions of small, rarely written tables (bumped after a commit that changed
+        # them), so their readers can keep an in-memory copy that is never stale.
+        self.table_versions: dict[str, int] = {}
+        self.table_copies: dict[str, tuple[int, Any]] = {}
 
     def on_commit(self, callback: Callable[[list[Event], set[str]], None]) -> None:
         """Call `callback(events, wake_types)` on the event loop after every commit."""
@@ -318,6 +323,8 @@ class Database:
                 wake |= tx.wake
                 if tx.touched:
                     self.resource_cache.invalidate(tx.touched)
+                for table in tx.changed:
+                    self.table_versions[table] = self.table_versions.get(table, 0) + 1
                 for callback in tx.after_commit:
                     try:
                         callback()
@@ -355,6 +362,17 @@ class Database:
         """Run a read query and return its first row, or None."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
+
+    async def cached_table(self, table: str, load: Callable[[], Any]) -> Any:
+        """Return `await load()`, kept in memory until a commit marks `table` changed."""
+        version = self.table_versions.get(table, 0)
+        copy = self.table_copies.get(table)
+        if copy is not None and copy[0] == version:
+            return copy[1]
+        value = await load()
+        if self.table_versions.get(table, 0) == version:  # no commit changed it meanwhile
+            self.table_copies[table] = (version, value)
+        return value
 
     async def ping(self) -> bool:
         """Answer whether the store can serve a read."""

@@ -27,6 +27,9 @@ def decode(row: sqlite3.Row) -> dict[str, Any]:
     return record
 
 
+TABLE = "admission_webhooks"
+
+
 def _duplicate(name: str) -> Conflict:
     return Conflict(f"Admission webhook '{name}' already exists")
 
@@ -40,6 +43,7 @@ def insert(tx: Tx, fields: dict[str, Any], now: float) -> dict[str, Any]:
             f" VALUES ({', '.join('?' * len(FIELDS))}, ?, ?)", (*values, now, now))
     except sqlite3.IntegrityError:
         raise _duplicate(fields["name"]) from None
+    tx.changed.add(TABLE)
     return _get(tx, cur.lastrowid)
 
 
@@ -55,6 +59,7 @@ def update(tx: Tx, webhook_id: int, changes: dict[str, Any], now: float) -> dict
                 " updated_at = ? WHERE id = ?", (*values, now, webhook_id))
         except sqlite3.IntegrityError:
             raise _duplicate(changes.get("name", "")) from None
+        tx.changed.add(TABLE)
     return _get(tx, webhook_id)
 
 
@@ -62,6 +67,7 @@ def delete(tx: Tx, webhook_id: int) -> None:
     """Delete a webhook."""
     if tx.execute("DELETE FROM admission_webhooks WHERE id = ?", (webhook_id,)).rowcount == 0:
         raise NotFound(NOT_FOUND)
+    tx.changed.add(TABLE)
 
 
 def _get(tx: Tx, webhook_id: int) -> dict[str, Any]:
@@ -98,11 +104,19 @@ async def list_webhooks(db: Database, *, type_name: str | None, version: str | N
 
 async def chain_for(db: Database, operation: str, type_name: str,
                     version: str) -> list[dict[str, Any]]:
-    """The webhooks that apply to one operation on one type/version, in chain order."""
-    rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM admission_webhooks"
-        " WHERE (resource_type_name IS NULL OR resource_type_name = ?)"
-        " AND (resource_type_version IS NULL OR resource_type_version = ?)"
-        " AND EXISTS (SELECT 1 FROM json_each(operations) WHERE value = ?)"
-        " ORDER BY webhook_type, ordering, id", (type_name, version, operation))
-    return [decode(row) for row in rows]
+    """The webhooks that apply to one operation on one type/version, in chain order.
+
+    Every write asks this, so the (small) table is kept in memory and re-read only after
+    a commit changed it.
+    """
+
+    async def load() -> list[dict[str, Any]]:
+        rows = await db.fetchall(f"SELECT {_COLUMNS} FROM admission_webhooks"
+                                 " ORDER BY webhook_type, ordering, id")
+        return [decode(row) for row in rows]
+
+    hooks = await db.cached_table(TABLE, load)
+    return [hook for hook in hooks
+            if hook["resource_type_name"] in (None, type_name)
+            and hook["resource_type_version"] in (None, version)
+            and operation in hook["operations"]]
