@@ -192,7 +192,7 @@ async def main() -> None:
     await measure_resolve(500 if args.quick else 2000)
     best: dict[str, dict[str, float]] = {}
     # Alternate the modes and keep each one's best round: the machine is shared and noisy.
-    for round_no in range(1 if args.quick else 2):
+    for round_no in range(1 if args.quick else 3):
         for auth in ("none", "token"):
             figures = await run_mode(auth, count, 5 if auth == "token" and round_no == 0 else 0)
             kept = best.setdefault(auth, figures)
