@@ -139,10 +139,15 @@ async def _prune_loop(app: web.Application) -> None:
     db = app[keys.DB]
     while True:
         try:
-            removed = await db.write(events_store.prune, max_count=settings.event_retention_count,
-                                     max_age=settings.event_retention_age, now=now())
-            if removed:
-                log.debug("Pruned %d events", removed)
+            removed = chunk = events_store.PRUNE_CHUNK
+            total = 0
+            while removed == chunk:
+                removed = await db.write(
+                    events_store.prune, max_count=settings.event_retention_count,
+                    max_age=settings.event_retention_age, now=now(), chunk=chunk)
+                total += removed
+            if total:
+                log.debug("Pruned %d events", total)
         except Exception:
             log.exception("Event retention failed")
         await asyncio.sleep(PRUNE_EVERY)

@@ -237,3 +237,26 @@ async def test_open_streams_do_not_hold_up_shutdown(daemon_factory):
         for stream in streams:  # each stream was ended cleanly by the server
             while await stream.content.readany():
                 pass
+
+
+async def test_retention_prunes_by_count_and_by_age(make_client):
+    client = await make_client(WidgetReconciler())
+    await create_widget_type(client)
+    for i in range(6):
+        await create_widget(client, f"w{i}")
+    await wait_for(lambda: _all_ready(client))
+    db = client.server.app[keys.DB]
+    total = (await db.fetchone("SELECT COUNT(*) FROM events"))[0]
+    assert total >= 6 * 3  # created, status, reconciled per widget
+    # By count: only the newest 10 stay (chunked, so ask until nothing more goes).
+    while await db.write(events_store.prune, max_count=10, max_age=3600, now=now(), chunk=4):
+        pass
+    oldest, newest = await events_store.bounds(db)
+    assert newest - oldest + 1 == 10
+    # By age: everything older than one second from "now + 2 s" goes.
+    assert await db.write(events_store.prune, max_count=10_000, max_age=1.0,
+                          now=now() + 2) == 10
+    assert (await db.fetchone("SELECT COUNT(*) FROM events"))[0] == 0
+    # Ids never repeat after pruning: the next event continues the sequence.
+    await create_widget(client, "later")
+    assert (await db.fetchone("SELECT MIN(id) FROM events"))[0] == newest + 1

@@ -14,6 +14,7 @@ DELETED = "DELETED"
 RECONCILED = "RECONCILED"
 REMOVED = "REMOVED"
 EVENT_TYPES = (CREATED, MODIFIED, DELETED, RECONCILED, REMOVED)
+PRUNE_CHUNK = 5000
 
 
 def emit(tx: Tx, event_type: str, resource: dict[str, Any], now: float) -> Event:
@@ -68,10 +69,13 @@ async def bounds(db: Database) -> tuple[int, int]:
     return row[0], row[1]
 
 
-def prune(tx: Tx, *, max_count: int, max_age: float, now: float) -> int:
-    """Delete events beyond the retention count or age; return how many were removed."""
-    removed = tx.execute("DELETE FROM events WHERE ts < ?", (now - max_age,)).rowcount
+def prune(tx: Tx, *, max_count: int, max_age: float, now: float, chunk: int = PRUNE_CHUNK) -> int:
+    """Delete up to `chunk` events beyond the retention count or age (oldest first); return
+    how many went. Callers repeat while a whole chunk went, so a big clean-up never holds
+    the writer for long."""
     newest = tx.one("SELECT MAX(id) FROM events")[0]
-    if newest is not None:
-        removed += tx.execute("DELETE FROM events WHERE id <= ?", (newest - max_count,)).rowcount
-    return removed
+    if newest is None:
+        return 0
+    return tx.execute(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ? OR ts < ?"
+        " ORDER BY id LIMIT ?)", (newest - max_count, now - max_age, chunk)).rowcount
