@@ -115,14 +115,18 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
                 if not batch:
                     # Nothing up to `published` matches this stream: skip ahead to it.
                     cursor = max(cursor, published)
+            # Everything this wake-up delivers goes out as one write.
+            frames = []
             ended = False
             for event in batch:
                 cursor = event.id
                 if matches(event):
-                    await _write(response, _frame(event))
+                    frames.append(_frame(event))
                     if resource_id is not None and event.event_type == events_store.REMOVED:
                         ended = True
                         break
+            if frames:
+                await _write(response, b"".join(frames))
             if ended:
                 break
             if batch:
