@@ -30,6 +30,7 @@ from no8sd.store.db import Event
 routes = Routes("events")
 
 BATCH = 500
+FRAMES_PER_WRITE = 64
 WRITE_TIMEOUT = 30.0
 MAX_ID = 2**63 - 1
 STREAMS = web.AppKey("sse_streams", set)
@@ -125,6 +126,9 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
                     if resource_id is not None and event.event_type == events_store.REMOVED:
                         ended = True
                         break
+                    if len(frames) >= FRAMES_PER_WRITE:  # bounded memory while catching up
+                        await _write(response, b"".join(frames))
+                        frames = []
             if frames:
                 await _write(response, b"".join(frames))
             if ended:
