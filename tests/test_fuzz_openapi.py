@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -49,7 +50,13 @@ def _run(url: str, *extra: str, exclude: str = EXCLUDE, checks: str = CHECKS,
         "--workers", "1", "--seed", "1", "--no-color", "--request-timeout", timeout,
         "--generation-database", "none", "--suppress-health-check", "all",
         *(("--exclude-path-regex", exclude) if exclude else ()), *extra]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    # Run from a scratch folder: schemathesis leaves a .schemathesis/ cache in its cwd.
+    scratch = tempfile.mkdtemp(prefix="no8sd-fuzz-")
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=900,
+                              cwd=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     output = proc.stdout + proc.stderr
     found = re.search(r"(\d+) generated", output)
     return proc.returncode, output, int(found.group(1)) if found else 0
