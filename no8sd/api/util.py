@@ -129,6 +129,9 @@ def path_id(request: web.Request, name: str) -> int:
     text = request.match_info[name]
     if not text.isascii() or not text.isdigit():
         raise Unprocessable(f"{name} must be an integer")
+    # Length first: int() refuses (raises) on thousands of digits; no id is that long.
+    if len(text.lstrip("0")) > 19:
+        raise NotFound(_not_found_for(name))
     value = int(text)
     if value < 1 or value > MAX_ID:
         raise NotFound(_not_found_for(name))
@@ -148,6 +151,8 @@ def query_int(request: web.Request, name: str, default: int, *, minimum: int = 0
     text = request.query.get(name)
     if text is None or text == "":
         return default
+    if len(text) > 30:
+        raise Unprocessable(f"{name} must be between {minimum} and {maximum}")
     try:
         value = int(text)
     except ValueError:

@@ -52,7 +52,8 @@ def _start_cursor(request: web.Request) -> int | None:
     if raw is None or raw == "":
         return None
     raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
+    # Length first: int() refuses (raises) on thousands of digits.
+    if len(raw) > 19 or not raw.isascii() or not raw.isdigit() or int(raw) > MAX_ID:
         raise Unprocessable("Last-Event-ID must be a non-negative integer event id")
     return int(raw)
 
