@@ -14,7 +14,6 @@ the resource once no finalizers remain.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -36,40 +35,49 @@ class BaseReconciler(ReconcilerPlugin):
 
     async def start(self, ctx: ReconcilerContext) -> None:
         """Run the claim → reconcile → record loop until shutdown."""
-        waker = asyncio.Event()
+        waker = asyncio.Event()  # rung by the daemon when work of our types is due now
+        freed = asyncio.Event()  # rung when a running reconcile finishes
         ctx._add_waker(waker)
         running: dict[int, asyncio.Task[None]] = {}
         limit = max(1, int(self.max_concurrent_reconciles))
         cycle = 0
+
+        def finished(_task: asyncio.Task[None], rid: int) -> None:
+            running.pop(rid, None)
+            freed.set()
+
         try:
             while not ctx.shutdown_event.is_set():
                 waker.clear()
+                freed.clear()
                 free = limit - len(running)
-                claimed: list[dict[str, Any]] = []
-                if free > 0:
-                    cycle += 1
-                    # Every fourth claim keeps a slot for routine work so a backlog of
-                    # re-checks drains even while fresh changes keep arriving.
-                    routine = max(free // 4, 1 if cycle % 4 == 0 else 0)
-                    try:
-                        claimed = await ctx._claim(ctx._types, free, frozenset(running),
-                                                   routine_slots=routine)
-                    except Exception:
-                        log.exception("Reconciler '%s' could not fetch due work", self.name)
-                        await _sleep_or(ctx.shutdown_event, 1.0)
-                        continue
-                    for resource in claimed:
-                        task = asyncio.create_task(self._run_one(resource, ctx),
-                                                   name=f"reconcile:{self.name}:{resource['id']}")
-                        running[resource["id"]] = task
-                        task.add_done_callback(
-                            lambda _t, rid=resource["id"]: running.pop(rid, None))
-                if claimed and len(claimed) == free:
-                    # The slots are full: wait for one to free up (or for shutdown).
-                    await _wait_first(ctx.shutdown_event, None, running.values(), None)
+                if free <= 0:
+                    # Every slot is busy: nothing can be claimed until one frees up.
+                    await _wait_any(ctx.shutdown_event, freed, timeout=None)
                     continue
+                cycle += 1
+                # Every fourth claim keeps a slot for routine work so a backlog of
+                # re-checks drains even while fresh changes keep arriving.
+                routine = max(free // 4, 1 if cycle % 4 == 0 else 0)
+                try:
+                    claimed = await ctx._claim(ctx._types, free, frozenset(running),
+                                               routine_slots=routine)
+                except Exception:
+                    log.exception("Reconciler '%s' could not fetch due work", self.name)
+                    await _wait_any(ctx.shutdown_event, timeout=1.0)
+                    continue
+                for resource in claimed:
+                    rid = resource["id"]
+                    task = asyncio.create_task(self._run_one(resource, ctx),
+                                               name=f"reconcile:{self.name}:{rid}")
+                    running[rid] = task
+                    task.add_done_callback(lambda t, rid=rid: finished(t, rid))
+                if len(claimed) == free:
+                    continue  # there may be more due work: claim again once a slot frees
+                # A finishing reconcile can move the next due time (a retry, a requeue),
+                # so it wakes us to look again, as does new work.
                 timeout = await self._sleep_time(ctx)
-                await _wait_first(ctx.shutdown_event, waker, running.values(), timeout)
+                await _wait_any(ctx.shutdown_event, waker, freed, timeout=timeout)
         finally:
             ctx._remove_waker(waker)
             if running:
@@ -121,21 +129,11 @@ class BaseReconciler(ReconcilerPlugin):
                           resource["id"])
 
 
-async def _sleep_or(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-
-
-async def _wait_first(shutdown: asyncio.Event, waker: asyncio.Event | None,
-                      running: Any, timeout: float | None) -> None:
-    """Wait until shutdown, the waker, any running task finishing, or the timeout."""
-    waiters = [asyncio.ensure_future(shutdown.wait())]
-    if waker is not None:
-        waiters.append(asyncio.ensure_future(waker.wait()))
-    tasks = list(running)
+async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
+    """Wait until one of `events` is set, or the timeout passes."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
-        await asyncio.wait([*waiters, *tasks], timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
