@@ -159,6 +159,22 @@ class Watcher:
                     self.reconciled += line == "event: RECONCILED"
 
 
+class Attached:
+    """Stands in for the subprocess when soaking a daemon started elsewhere."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def terminate(self) -> None:
+        """Leave a daemon we did not start running."""
+
+    def wait(self, _timeout: float) -> str:
+        return "left running"
+
+    def kill(self) -> None:
+        """Never kill a daemon we did not start."""
+
+
 async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -173,17 +189,21 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def soak(args: argparse.Namespace) -> int:
-    folder = Path(tempfile.mkdtemp(prefix="no8sd-soak-"))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NO8SD_")}
-    env["PYTHONPATH"] = str(TESTS)
-    daemon = subprocess.Popen(
-        [str(Path(sys.executable).with_name("no8sd")), "--db", str(folder / "soak.db"),
-         "--port", str(port), "--no-entry-points", "--log-level", "WARNING",
-         "--plugin", "no8sd_testplugins.widgets:WidgetReconciler",
-         "--drift-interval", str(args.drift), "--synchronous", args.synchronous],
-        env=env)
+    if args.url:
+        # Soak a daemon that is already running (started with the widget test plugin).
+        url, daemon = args.url.rstrip("/"), Attached(args.pid)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="no8sd-soak-"))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NO8SD_")}
+        env["PYTHONPATH"] = str(TESTS)
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).with_name("no8sd")), "--db", str(folder / "soak.db"),
+             "--port", str(port), "--no-entry-points", "--log-level", "WARNING",
+             "--plugin", "no8sd_testplugins.widgets:WidgetReconciler",
+             "--drift-interval", str(args.drift), "--synchronous", args.synchronous],
+            env=env)
     rng = random.Random(args.seed)
     connector = aiohttp.TCPConnector(limit=args.concurrency + args.watchers + 4)
     exit_code = 0
@@ -193,7 +213,7 @@ async def soak(args: argparse.Namespace) -> int:
             await wait_healthy(http, url)
             async with http.post(f"{url}/api/v1/resource-types", json={
                     "name": "Widget", "version": "v1", "schema": SCHEMA}) as resp:
-                assert resp.status == 201, await resp.text()
+                assert resp.status in (201, 409), await resp.text()  # 409: attached
             load = Load(url, args.population, rng)
             watchers = [Watcher() for _ in range(args.watchers)]
             watch_tasks = [asyncio.create_task(w.run(http, url)) for w in watchers]
@@ -282,6 +302,9 @@ def main() -> None:
     parser.add_argument("--rss-bound-mib", type=float, default=64.0,
                         help="largest accepted RSS growth after warm-up")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--url", help="soak this running daemon instead of starting one "
+                                      "(it must run the widget test plugin)")
+    parser.add_argument("--pid", type=int, default=0, help="its process id, for RSS")
     args = parser.parse_args()
     sys.exit(asyncio.run(soak(args)))
 
