@@ -73,15 +73,14 @@ def resource_event_data(r: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def event_payload(event_type: str, r: dict[str, Any], ts: float) -> dict[str, Any]:
-    """The `data:` JSON of an SSE event (upstream keys)."""
+def event_envelope(event_type: str, r: dict[str, Any], ts: float) -> dict[str, Any]:
+    """The `data:` JSON of an SSE event without `resource_data` (upstream keys)."""
     return {
         "event_type": event_type,
         "resource_id": r["id"],
         "resource_name": r["name"],
         "resource_type_name": r["resource_type_name"],
         "resource_type_version": r["resource_type_version"],
-        "resource_data": resource_event_data(r),
         "timestamp": iso(ts),
     }
 

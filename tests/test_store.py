@@ -161,3 +161,24 @@ async def test_claiming_due_work_does_not_scan(make_client):
 
     assert await database.write(claim) == []
     assert len(steps) < 5  # a scan of 5,000 rows would take thousands of VM steps
+
+
+async def test_a_created_row_is_what_the_database_holds(db):
+    """Creates build the new row in memory instead of reading it back; it must match."""
+    import json as _json
+
+    from no8sd.records import decode_resource
+    from no8sd.store import resource_types as types_store
+
+    rtype = await db.write(types_store.insert, "T", "v1", {}, None, {}, time.time())
+    created = await db.write(lambda tx: resources_store.insert(
+        tx, resource_type=rtype, name="r", spec={"a": [1, "é"]}, plugin_config={"p": 1},
+        metadata={"m": True}, action_plugin="", finalizers=["owner"], now=time.time()))
+    row = await db.fetchone("SELECT * FROM resources WHERE id = ?", (created["id"],))
+    assert created == decode_resource(row)
+    event = await db.fetchone("SELECT data FROM events WHERE resource_id = ?", (created["id"],))
+    payload = _json.loads(event[0])
+    assert payload["event_type"] == "CREATED" and payload["resource_data"]["spec"] == {
+        "a": [1, "é"]}
+    assert set(payload) == {"event_type", "resource_id", "resource_name", "resource_type_name",
+                            "resource_type_version", "resource_data", "timestamp"}

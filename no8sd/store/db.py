@@ -70,6 +70,8 @@ class Tx:
     touched: set[int] = field(default_factory=set)  # resource ids changed (cache invalidation)
     rows: dict[int, Any] = field(default_factory=dict)  # resources already read in this unit
     changed: set[str] = field(default_factory=set)  # small tables whose cached copies are stale
+    revisions: dict[int, int] = field(default_factory=dict)  # writes per resource in this unit
+    rendered: dict[int, tuple[int, str]] = field(default_factory=dict)  # resource id -> (rev, JSON)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from no8sd.records import event_payload
+from no8sd.records import event_envelope, resource_event_data
 from no8sd.store.db import Database, Event, Tx
 
 CREATED = "CREATED"
@@ -19,8 +19,15 @@ PRUNE_CHUNK = 5000
 
 def emit(tx: Tx, event_type: str, resource: dict[str, Any], now: float) -> Event:
     """Append an event for `resource` to the log, in the caller's transaction."""
-    payload = event_payload(event_type, resource, now)
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    rid = resource["id"]
+    revision = tx.revisions.get(rid, 0)
+    rendered = tx.rendered.get(rid)
+    if rendered is None or rendered[0] != revision:
+        # Serialise the resource once per state: a reconcile's MODIFIED and RECONCILED
+        # usually carry the same one.
+        rendered = tx.rendered[rid] = (revision, _dumps(resource_event_data(resource)))
+    data = _dumps(event_envelope(event_type, resource, now))[:-1] + \
+        ',"resource_data":' + rendered[1] + "}"
     cur = tx.execute(
         "INSERT INTO events (ts, event_type, resource_id, resource_type_name,"
         " resource_type_version, data) VALUES (?, ?, ?, ?, ?, ?)",
@@ -31,6 +38,10 @@ def emit(tx: Tx, event_type: str, resource: dict[str, Any], now: float) -> Event
                   resource["resource_type_version"], data, now)
     tx.events.append(event)
     return event
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _event(row: Any) -> Event:

@@ -59,6 +59,7 @@ def _save(tx: Tx, resource: dict[str, Any], **fields: Any) -> dict[str, Any]:
     values = [dumps(v) if name in _JSON_FIELDS else v for name, v in fields.items()]
     tx.execute(f"UPDATE resources SET {assignments} WHERE id = ?", (*values, resource["id"]))
     tx.touched.add(resource["id"])
+    tx.revisions[resource["id"]] = tx.revisions.get(resource["id"], 0) + 1
     resource.update(fields)
     return resource
 
@@ -108,8 +109,20 @@ def insert(tx: Tx, *, resource_type: dict[str, Any], name: str, spec: dict[str, 
         raise Conflict(
             f"Resource '{name}' of type {resource_type['name']} already exists"
         ) from None
-    resource = _load(tx, cur.lastrowid)
-    assert resource is not None
+    # The new row, as a SELECT would return it (test_store checks they agree), built here
+    # instead of read back: creates are the hottest write.
+    resource = tx.rows[cur.lastrowid] = {
+        "id": cur.lastrowid, "name": name, "resource_type_id": resource_type["id"],
+        "resource_type_name": resource_type["name"],
+        "resource_type_version": resource_type["version"], "action_plugin": action_plugin,
+        "spec": spec, "plugin_config": plugin_config, "metadata": metadata, "outputs": {},
+        "spec_hash": spec_hash(spec), "status": lifecycle.PENDING, "status_message": None,
+        "generation": 1, "observed_generation": 0, "conditions": [],
+        "finalizers": list(finalizers), "retry_count": 0, "next_reconcile_time": now,
+        "due_class": lifecycle.URGENT, "wanted_seq": 1, "claimed_seq": 0,
+        "claimed_generation": None, "claim_reason": None, "last_reconcile_time": None,
+        "created_at": now, "updated_at": now, "deleted_at": None, "leased": 0,
+    }
     tx.touched.add(resource["id"])
     tx.wake.add(resource["resource_type_name"])
     events.emit(tx, events.CREATED, resource, now)
