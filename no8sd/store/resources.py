@@ -165,11 +165,12 @@ def mark_deleted(tx: Tx, resource_id: int, now: float) -> tuple[dict[str, Any], 
     )
     _save(tx, resource, status=lifecycle.DELETING, status_message="Resource is being deleted",
           deleted_at=now, updated_at=now, conditions=conditions, retry_count=0)
+    if resource["finalizers"]:
+        _due_now(tx, resource, now)  # before the event, so it shows the new due time
     events.emit(tx, events.DELETED, resource, now)
     if not resource["finalizers"]:
         _remove(tx, resource, now)
         return resource, True
-    _due_now(tx, resource, now)
     return resource, False
 
 
