@@ -176,3 +176,8 @@ def plugins_command(params: dict[str, Any]) -> None:
 
 main.add_command(user_group)
 main.add_command(token_group)
+
+# `no8sd --help` shows each option's NO8SD_* variable next to it.
+for _option in main.params:
+    if isinstance(_option, click.Option) and _option.envvar:
+        _option.show_envvar = True
