@@ -105,6 +105,23 @@ async def get_json(client: Any, path: str, status: int = 200) -> Any:
     return await resp.json()
 
 
+async def all_ready(client: Any) -> bool:
+    """Answer whether every resource (up to 1,000) is `ready`."""
+    listed = await get_json(client, "/api/v1/resources?limit=1000")
+    return all(r["status"] == "ready" for r in listed)
+
+
+async def wait_ready(client: Any, resource_id: int, generation: int = 1) -> dict[str, Any]:
+    """Wait until a resource is `ready` with at least `generation` observed; return it."""
+
+    async def check() -> dict[str, Any] | None:
+        body = await get_json(client, f"/api/v1/resources/{resource_id}")
+        ok = body["status"] == "ready" and body["observed_generation"] >= generation
+        return body if ok else None
+
+    return await wait_for(check)
+
+
 # ---- the daemon as a subprocess -------------------------------------------------------
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import time
 
-from conftest import create_widget, create_widget_type, get_json, make_settings, wait_for
+from conftest import (
+    create_widget,
+    create_widget_type,
+    get_json,
+    make_settings,
+    wait_for,
+    wait_ready,
+)
 from no8sd_testplugins.widgets import WidgetReconciler
-
-
-async def _ready(client, rid, generation=1):
-    async def check():
-        body = await get_json(client, f"/api/v1/resources/{rid}")
-        return body if body["status"] == "ready" and body["observed_generation"] >= generation \
-            else None
-    return await wait_for(check)
 
 
 async def test_manual_reconcile_wakes_the_owner_at_once(make_client):
@@ -21,7 +20,7 @@ async def test_manual_reconcile_wakes_the_owner_at_once(make_client):
     client = await make_client(plugin)
     await create_widget_type(client)
     widget = await create_widget(client, "w")
-    await _ready(client, widget["id"])
+    await wait_ready(client, widget["id"])
     count = len(plugin.seen)
     started = time.monotonic()
     resp = await client.post(f"/api/v1/resources/{widget['id']}/reconcile")
@@ -79,7 +78,7 @@ async def test_history_newest_first_with_limit_and_bound(make_client, tmp_path):
     await create_widget_type(client)
     widget = await create_widget(client, "w")
     rid = widget["id"]
-    await _ready(client, rid)
+    await wait_ready(client, rid)
     for _ in range(7):
         count = len(plugin.seen)
         await client.post(f"/api/v1/resources/{rid}/reconcile")
@@ -131,7 +130,7 @@ async def test_outputs(make_client):
     client = await make_client(WidgetReconciler())
     await create_widget_type(client)
     widget = await create_widget(client, "w", {"size": 1, "outputs": {"ip": "10.0.0.7"}})
-    await _ready(client, widget["id"])
+    await wait_ready(client, widget["id"])
     body = await get_json(client, f"/api/v1/resources/{widget['id']}/outputs")
     assert body == {"outputs": {"ip": "10.0.0.7"}}
     assert (await get_json(client, f"/api/v1/resources/{widget['id']}"))["outputs"] == {

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from conftest import create_widget, create_widget_type, get_json, wait_for
+from conftest import (
+    all_ready,
+    create_widget,
+    create_widget_type,
+    get_json,
+    wait_for,
+    wait_ready,
+)
 from no8sd_testplugins.widgets import GadgetReconciler, WidgetReconciler
 
 UPSTREAM_KEYS = {"id", "name", "resource_type_name", "resource_type_version", "action_plugin",
@@ -12,14 +19,6 @@ UPSTREAM_KEYS = {"id", "name", "resource_type_name", "resource_type_version", "a
                  "conditions", "created_at", "updated_at", "last_reconcile_time"}
 EXTRA_KEYS = {"spec", "metadata", "plugin_config", "outputs", "retry_count",
               "next_reconcile_time", "deleted_at"}
-
-
-async def ready(client, resource_id, generation=1):
-    async def check():
-        body = await get_json(client, f"/api/v1/resources/{resource_id}")
-        return body if body["status"] == "ready" and body["observed_generation"] == generation \
-            else None
-    return await wait_for(check)
 
 
 async def test_create_returns_full_record_owned_by_reconciler(make_client):
@@ -33,7 +32,7 @@ async def test_create_returns_full_record_owned_by_reconciler(make_client):
     assert created["spec"] == {"size": 3} and created["metadata"] == {"team": "a"}
     assert created["plugin_config"] == {"zone": "x"} and created["action_plugin"] == ""
     assert created["next_reconcile_time"] is not None and created["retry_count"] == 0
-    done = await ready(client, created["id"])
+    done = await wait_ready(client, created["id"])
     assert done["last_reconcile_time"] is not None
     assert [c["type"] for c in done["conditions"]] == ["Ready", "Reconciling", "Degraded"]
 
@@ -156,17 +155,12 @@ async def test_list_filters_paging_and_stable_order(make_client):
     page1 = await get_json(client, "/api/v1/resources?limit=2")
     page2 = await get_json(client, "/api/v1/resources?limit=2&offset=2")
     assert [r["id"] for r in page1 + page2] == ids[:4]
-    await wait_for(lambda: _all_ready(client))
+    await wait_for(lambda: all_ready(client))
     pending = await get_json(client, "/api/v1/resources?status=pending")
     assert pending == []
     assert len(await get_json(client, "/api/v1/resources?status=ready")) == 7
     resp = await client.get("/api/v1/resources?status=bogus")
     assert resp.status == 422
-
-
-async def _all_ready(client):
-    listed = await get_json(client, "/api/v1/resources")
-    return all(r["status"] == "ready" for r in listed)
 
 
 async def test_update_bumps_generation_only_for_spec_or_plugin_config(make_client):
@@ -175,7 +169,7 @@ async def test_update_bumps_generation_only_for_spec_or_plugin_config(make_clien
     await create_widget_type(client)
     created = await create_widget(client, "w")
     rid = created["id"]
-    await ready(client, rid)
+    await wait_ready(client, rid)
     url = f"/api/v1/resources/{rid}"
 
     resp = await client.put(url, json={"metadata": {"owner": "ops"}})
@@ -190,11 +184,11 @@ async def test_update_bumps_generation_only_for_spec_or_plugin_config(make_clien
     body = await resp.json()
     assert body["generation"] == 2 and body["status"] == "pending"
     assert body["spec"] == {"size": 2}
-    await ready(client, rid, generation=2)
+    await wait_ready(client, rid, generation=2)
 
     resp = await client.put(url, json={"plugin_config": {"zone": "b"}})
     assert (await resp.json())["generation"] == 3
-    done = await ready(client, rid, generation=3)
+    done = await wait_ready(client, rid, generation=3)
     assert (rid, 3, "pending") in plugin.seen or (rid, 3, "ready") in plugin.seen
     assert done["plugin_config"] == {"zone": "b"} and done["spec"] == {"size": 2}
 
@@ -211,7 +205,7 @@ async def test_delete_is_202_then_deleting_then_404(make_client):
     await create_widget_type(client)
     created = await create_widget(client, "doomed", {"size": 1, "sleep": 0.3})
     rid = created["id"]
-    await ready(client, rid)
+    await wait_ready(client, rid)
     resp = await client.delete(f"/api/v1/resources/{rid}")
     assert resp.status == 202
     assert await resp.json() == {"message": "Resource marked for deletion", "resource_id": rid}

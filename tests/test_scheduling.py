@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import datetime
 
-from conftest import create_widget, create_widget_type, get_json, make_settings, wait_for
+from conftest import all_ready, create_widget, create_widget_type, get_json, make_settings, wait_for
 from no8sd_testplugins.widgets import WidgetReconciler
 
 from no8sd import lifecycle
@@ -166,14 +166,9 @@ async def test_concurrency_limit_and_never_two_reconciles_of_one_resource(make_c
                for i in range(12)]
     for w in widgets[:4]:
         await client.post(f"/api/v1/resources/{w['id']}/reconcile")
-    await wait_for(lambda: _all_ready(client), timeout=15)
+    await wait_for(lambda: all_ready(client), timeout=15)
     assert peak <= 4 and peak >= 2
     assert plugin.overlaps == 0
-
-
-async def _all_ready(client):
-    listed = await get_json(client, "/api/v1/resources?limit=1000")
-    return all(r["status"] == "ready" for r in listed)
 
 
 async def test_fresh_intent_is_served_before_a_backlog_which_still_drains(make_client):

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import aiohttp
-from conftest import create_widget, create_widget_type, get_json, make_settings, wait_for
+from conftest import all_ready, create_widget, create_widget_type, make_settings, wait_for
 from no8sd_testplugins.widgets import GadgetReconciler, WidgetReconciler
 from sse import collect, next_event, next_frame
 
@@ -57,7 +57,7 @@ async def test_resume_with_last_event_id_has_no_gap_and_no_duplicate(make_client
     first.close()  # the client goes away ...
     for i in range(5):
         await create_widget(client, f"b{i}")  # ... and misses these
-    await wait_for(lambda: _all_ready(client))
+    await wait_for(lambda: all_ready(client))
     last = seen[-1].id
     resumed = await client.get("/api/v1/events", headers={"Last-Event-ID": str(last)})
     by_query = await client.get(f"/api/v1/events?last_event_id={last}")
@@ -70,17 +70,13 @@ async def test_resume_with_last_event_id_has_no_gap_and_no_duplicate(make_client
     assert [f.id for f in seen] + got == full[:len(seen) + len(got)]
 
 
-async def _all_ready(client):
-    return all(r["status"] == "ready" for r in await get_json(client, "/api/v1/resources"))
-
-
 async def test_resume_point_older_than_retention_gets_a_gap_event(make_client, tmp_path):
     client = await make_client(WidgetReconciler(),
                                settings=make_settings(tmp_path, event_retention_count=3))
     await create_widget_type(client)
     for i in range(4):
         await create_widget(client, f"w{i}")
-    await wait_for(lambda: _all_ready(client))
+    await wait_for(lambda: all_ready(client))
     db = client.server.app[keys.DB]
     removed = await db.write(events_store.prune, max_count=3, max_age=3600, now=now())
     assert removed > 0
@@ -244,7 +240,7 @@ async def test_retention_prunes_by_count_and_by_age(make_client):
     await create_widget_type(client)
     for i in range(6):
         await create_widget(client, f"w{i}")
-    await wait_for(lambda: _all_ready(client))
+    await wait_for(lambda: all_ready(client))
     db = client.server.app[keys.DB]
     total = (await db.fetchone("SELECT COUNT(*) FROM events"))[0]
     assert total >= 6 * 3  # created, status, reconciled per widget
