@@ -26,7 +26,7 @@ class Subscription:
 class Hub:
     """Fans out committed events and wake-ups; all methods run on the event loop."""
 
-    def __init__(self, ring_size: int = 4096) -> None:
+    def __init__(self, ring_size: int = 2048) -> None:
         # Two parallel lists (ids for bisect, events), trimmed in halves: O(log n) lookups
         # for every watcher on every commit, amortised O(1) appends.
         self._ring_size = ring_size

@@ -12,7 +12,7 @@ def now() -> float:
     return time.time()
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=4096)
 def iso(ts: float | None) -> str | None:
     """Format Unix seconds as ISO 8601 UTC with a +00:00 offset (None stays None).
 

@@ -19,7 +19,7 @@ T = TypeVar("T")
 class ResourceCache:
     """LRU of resource dicts by id; callers must treat returned dicts as read-only."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 2048) -> None:
         self._size = size
         self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._filling: dict[int, object] = {}
