@@ -199,8 +199,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     authn.check_exposure(settings)  # before binding: never listen openly, even briefly
     sockets = bind(settings)
     app = create_app(settings)
+    # keepalive_timeout: an idle keep-alive connection is closed after 75 s instead of
+    # aiohttp's hour, so idle or abandoned clients do not pin sockets on a small box.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.shutdown_grace)
+                           shutdown_timeout=settings.shutdown_grace, keepalive_timeout=75)
     try:
         await runner.setup()
     except BaseException:
