@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from importlib import metadata
 
 from no8sd.plugins.actions import ActionPlugin
+from no8sd.plugins.entrypoints import register_entry_points
 
 log = logging.getLogger("no8sd.plugins")
 
@@ -49,11 +49,7 @@ class ActionRegistry:
         for cls in _builtin():
             self.register(cls)
         if entry_points:
-            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                try:
-                    self.register(ep.load())
-                except Exception as exc:
-                    log.error("Could not load action plugin %s: %s", ep.name, exc)
+            register_entry_points(ENTRY_POINT_GROUP, self.register, "action plugin")
         for cls in extra:
             self.register(cls)
 

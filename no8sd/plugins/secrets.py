@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import logging
 import os
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from no8sd.errors import StartupError
+from no8sd.plugins.entrypoints import register_entry_points
 
 log = logging.getLogger("no8sd.secrets")
 
@@ -140,11 +140,7 @@ class SecretStores:
         for cls in builtin_stores():
             self.register(cls)
         if entry_points:
-            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                try:
-                    self.register(ep.load())
-                except Exception as exc:
-                    log.error("Could not load secret store plugin %s: %s", ep.name, exc)
+            register_entry_points(ENTRY_POINT_GROUP, self.register, "secret store plugin")
 
     def register(self, cls: type[SecretStore]) -> None:
         """Register a SecretStore class under its name."""
