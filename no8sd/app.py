@@ -1,9 +1,11 @@
 """Builds the aiohttp application and runs the daemon.
 
-Start-up order: bind the listening sockets (a busy port fails before anything else),
-open the store (lock, migrations), load and start the plugins, then serve. Shutdown
-runs in reverse: stop listening and end streams, let in-flight requests finish, stop
-the plugins (grace period, then cancel), close the store cleanly.
+`create_app` builds everything complete (store, core, plugin host, registries, routes);
+nothing is opened until start-up. Start-up order: bind the listening sockets (a busy
+port fails before anything else), open the store (lock, migrations), the core (leases
+left by the last run, the first admin), the secret store, the plugins, then serve.
+Shutdown runs in reverse: stop listening and end streams, let in-flight requests finish,
+stop the plugins (grace period, then cancel), close the store cleanly.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from no8sd import __version__, extensions
+from no8sd import __version__, background
 from no8sd.api import (
     access,
     auth,
@@ -38,16 +40,14 @@ from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
 from no8sd.api.limits import body_deadline_middleware, quiet_malformed_requests
 from no8sd.config import Settings
-from no8sd.domain import Domain
+from no8sd.core import Core
 from no8sd.errors import StartupError
-from no8sd.events import Hub
-from no8sd.plugins.base import ReconcilerPlugin
-from no8sd.plugins.context import PluginServices
-from no8sd.plugins.host import PluginHost
-from no8sd.store import events as events_store
-from no8sd.store import resources as resources_store
+from no8sd.host.actions import ActionRegistry
+from no8sd.host.context import PluginServices
+from no8sd.host.reconcilers import PluginHost
+from no8sd.host.secrets import SecretStores
+from no8sd.plugins.reconciler import ReconcilerPlugin
 from no8sd.store.db import Database
-from no8sd.timeutil import now
 
 log = logging.getLogger("no8sd")
 
@@ -61,8 +61,10 @@ def all_routes() -> list[Any]:
     return [route for module in ROUTE_MODULES for route in module.routes.items]
 
 
-def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> web.Application:
-    """Build the application; nothing is opened until it starts up."""
+def create_app(settings: Settings, *,
+               plugins: list[ReconcilerPlugin] | tuple[ReconcilerPlugin, ...] = ()
+               ) -> web.Application:
+    """Build the application complete; nothing is opened until it starts up."""
     # With auth off every caller is the local operator; with tokens, each request's caller
     # is resolved from the database by the authentication middleware.
     gate = (access.open_access_middleware if settings.auth == "none"
@@ -70,24 +72,32 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
     app = web.Application(middlewares=[error_middleware, gate, body_deadline_middleware],
                           client_max_size=settings.max_body_bytes)
     db = Database(settings.db_path, synchronous=settings.synchronous)
-    hub = Hub()
-    db.on_commit(hub.publish)
     host = PluginHost(restart_base=settings.plugin_restart_base,
                       block_threshold=settings.loop_block_warning)
+    actions = ActionRegistry()
+    actions.discover(entry_points=settings.entry_points)
+    secrets = SecretStores(settings.secret_store)
+    secrets.discover(entry_points=settings.entry_points)
+    core = Core(db, owner_of=host.owner_of, action_plugins=actions.names, clock=settings.clock,
+                token_ttl=settings.token_ttl,
+                login_max_failures_user=settings.login_max_failures_user,
+                login_max_failures_address=settings.login_max_failures_address,
+                login_failure_window=settings.login_failure_window)
     app[keys.SETTINGS] = settings
-    app[keys.DB] = db
-    app[keys.HUB] = hub
+    app[keys.CORE] = core
     app[keys.HOST] = host
-    app[keys.DOMAIN] = Domain(db, host)
-    authn.install(app, settings)
+    app[keys.ACTIONS] = actions
+    app[keys.SECRETS] = secrets
     app[keys.STOPPING] = asyncio.Event()
     app[watch.STREAMS] = set()
     for module in ROUTE_MODULES:
         module.routes.register(app)
     app[keys.OPENAPI] = openapi.build(all_routes())
+    # Started in this order, stopped in reverse: the store; the core (and the first
+    # admin); the secret store, before the plugins that use it; the plugins; maintenance.
     app.cleanup_ctx.append(_store_ctx)
-    app.cleanup_ctx.append(authn.accounts_ctx)
-    extensions.install(app)  # started before the plugins, which use it; stopped after
+    app.cleanup_ctx.append(_core_ctx)
+    app.cleanup_ctx.append(_extensions_ctx)
     app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
     app.cleanup_ctx.append(_maintenance_ctx)
     app.on_shutdown.append(_on_shutdown)
@@ -95,18 +105,33 @@ def create_app(settings: Settings, *, plugins: list[ReconcilerPlugin] = ()) -> w
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    db = app[keys.DB]
+    db = app[keys.CORE].db
     log.info("Using database %s", db.path)
     await db.open()
-    _, newest = await events_store.bounds(db)
-    app[keys.HUB].last_id = newest
-    released = await db.write(resources_store.release_leases, now())
-    if released:
-        log.info("Re-queued %d resource(s) that were being reconciled when no8sd last stopped",
-                 released)
     yield
     await db.close()
     log.info("Database closed")
+
+
+async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
+    core = app[keys.CORE]
+    released = await core.open()
+    if released:
+        log.info("Re-queued %d resource(s) that were being reconciled when no8sd last stopped",
+                 released)
+    await core.accounts.bootstrap(app[keys.SETTINGS].initial_admin)
+    yield
+    await core.close()
+
+
+async def _extensions_ctx(app: web.Application) -> AsyncIterator[None]:
+    secrets = app[keys.SECRETS]
+    await secrets.start()  # a store that cannot start stops the daemon
+    try:
+        yield
+    finally:
+        await app[keys.ACTIONS].close()
+        await secrets.close()
 
 
 def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application],
@@ -114,10 +139,13 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[keys.SETTINGS]
         host = app[keys.HOST]
+        core = app[keys.CORE]
         host.discover(entry_points=settings.entry_points, extra=list(settings.plugins),
                       instances=instances)
-        services = PluginServices(app[keys.DB], app[keys.HUB], settings.scheduling,
-                                  settings.history_limit, **extensions.plugin_services(app))
+        services = PluginServices(core.db, core.hub, settings.scheduling,
+                                  settings.history_limit, clock=settings.clock,
+                                  get_action_plugin=app[keys.ACTIONS].get,
+                                  get_secret_store=app[keys.SECRETS].active)
         host.start(services)
         yield
         await host.stop(settings.shutdown_grace)
@@ -126,26 +154,20 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
 
 
 async def _maintenance_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_prune_loop(app), name="event-retention")
+    tasks: set[asyncio.Task[Any]] = set()
+    background.spawn(_prune_loop(app), name="event-retention", owner=tasks)
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await background.stop(tasks)
 
 
 async def _prune_loop(app: web.Application) -> None:
     """Keep the event log within its retention count and age."""
     settings = app[keys.SETTINGS]
-    db = app[keys.DB]
+    core = app[keys.CORE]
     while True:
         try:
-            removed = chunk = events_store.PRUNE_CHUNK
-            total = 0
-            while removed == chunk:
-                removed = await db.write(
-                    events_store.prune, max_count=settings.event_retention_count,
-                    max_age=settings.event_retention_age, now=now(), chunk=chunk)
-                total += removed
+            total = await core.prune_events(max_count=settings.event_retention_count,
+                                            max_age=settings.event_retention_age)
             if total:
                 log.debug("Pruned %d events", total)
         except Exception:
@@ -155,7 +177,7 @@ async def _prune_loop(app: web.Application) -> None:
 
 async def _on_shutdown(app: web.Application) -> None:
     app[keys.STOPPING].set()
-    app[keys.HUB].ring_all()
+    app[keys.CORE].hub.ring_all()
 
 
 # ---- running the daemon -------------------------------------------------------------

@@ -1,14 +1,39 @@
-"""Clock and timestamp formatting: stored as Unix seconds, shown as ISO 8601 UTC (+00:00)."""
+"""Time: the clock every part of the daemon reads, and how timestamps are shown.
+
+Times are stored as Unix seconds and shown as ISO 8601 UTC with a `+00:00` offset.
+Nothing reads `time.time()` directly: the daemon is handed one `Clock` (in Settings),
+so tests can substitute a clock they advance by hand and check leases, token lifetimes,
+throttle windows and backoff without sleeping through them.
+"""
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 
+class Clock:
+    """Wall-clock time in Unix seconds.
+
+    `on_jump` lets a component hear when time moves other than by passing (only a test
+    clock does that), so sleepers computed from the old time can look again.
+    """
+
+    def now(self) -> float:
+        """Return the current time in Unix seconds."""
+        return time.time()
+
+    def on_jump(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever this clock is moved by hand (never, for real time)."""
+
+
+SYSTEM_CLOCK = Clock()
+
+
 def now() -> float:
-    """Return the wall-clock time in Unix seconds."""
+    """Return the wall-clock time in Unix seconds (for code that is handed no clock)."""
     return time.time()
 
 

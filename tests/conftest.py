@@ -19,7 +19,6 @@ import pytest
 
 from no8sd.app import create_app
 from no8sd.config import Settings
-from no8sd.lifecycle import Scheduling
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -44,12 +43,15 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "db_path": tmp_path / "test.db",
         "port": 0,
         "entry_points": False,
-        "scheduling": Scheduling(drift_interval=300, backoff_base=10, backoff_max=600,
-                                 reconcile_timeout=30),
+        "drift_interval": 300, "backoff_base": 10, "backoff_max": 600, "reconcile_timeout": 30,
         "shutdown_grace": 3.0,
         "plugin_restart_base": 0.05,
         "synchronous": "NORMAL",
     }
+    rules = overrides.pop("scheduling", None)
+    if rules is not None:  # a lifecycle.Scheduling: its values become the settings'
+        values.update(drift_interval=rules.drift_interval, backoff_base=rules.backoff_base,
+                      backoff_max=rules.backoff_max, reconcile_timeout=rules.reconcile_timeout)
     values.update(overrides)
     return Settings(**values)
 

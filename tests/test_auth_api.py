@@ -10,7 +10,7 @@ from authkit import ADMIN, PASSWORD, admin_token, bearer, login, make_role, make
 from conftest import create_widget, create_widget_type, wait_for
 from no8sd_testplugins.widgets import WidgetReconciler
 
-from no8sd import credentials
+from no8sd.core import credentials
 from no8sd.api import auth_schemas as a
 
 

@@ -13,7 +13,7 @@ from no8sd_testplugins.widgets import GadgetReconciler, WidgetReconciler
 
 from no8sd.api import keys
 from no8sd.plugins import ReconcileResult
-from no8sd.plugins.context import PluginServices, ReconcilerContext
+from no8sd.host.context import PluginContext, PluginServices
 from no8sd.timeutil import now
 
 
@@ -23,8 +23,8 @@ async def _setup(make_client, *extra):
     app = client.server.app
     app[keys.HOST].register(WidgetReconciler())
     await create_widget_type(client)
-    services = PluginServices(app[keys.DB], app[keys.HUB], app[keys.SETTINGS].scheduling)
-    ctx = ReconcilerContext(services, "widgets", ["Widget"], asyncio.Event())
+    services = PluginServices(app[keys.CORE].db, app[keys.CORE].hub, app[keys.SETTINGS].scheduling)
+    ctx = PluginContext(services, "widgets", ["Widget"], asyncio.Event())
     return client, ctx
 
 
@@ -172,7 +172,7 @@ async def test_outputs_and_scoping_to_owned_types(make_client):
     assert (await get_json(client, f"/api/v1/resources/{rid}/outputs")) == {
         "outputs": {"url": "http://w.example"}}
     app = client.server.app
-    other = ReconcilerContext(PluginServices(app[keys.DB], app[keys.HUB]), "gadgets",
+    other = PluginContext(PluginServices(app[keys.CORE].db, app[keys.CORE].hub), "gadgets",
                               ["Gadget"], asyncio.Event())
     with pytest.raises(PermissionError):
         await other.update_status(rid, "failed", message="not mine")

@@ -16,7 +16,8 @@ from no8sd_testplugins.widgets import (
 )
 
 from no8sd.api import keys
-from no8sd.plugins.host import PluginHost, load_class
+from no8sd.host.discovery import load_class
+from no8sd.host.reconcilers import PluginHost
 
 
 async def test_startup_lines_and_one_owner_per_type(make_client, caplog):
@@ -76,8 +77,8 @@ async def test_shutdown_stops_plugins_and_cancels_stragglers(settings):
     StubbornPlugin.stopped = False
     host = PluginHost(restart_base=0.05)
     host.discover(entry_points=False, instances=[StubbornPlugin(), WidgetReconciler()])
-    from no8sd.events import Hub
-    from no8sd.plugins.context import PluginServices
+    from no8sd.core.hub import Hub
+    from no8sd.host.context import PluginServices
     from no8sd.store.db import Database
 
     db = Database(settings.db_path)

@@ -249,8 +249,8 @@ async def test_failed_create_writes_nothing(make_client):
     db = client.server.app
     from no8sd.api import keys
 
-    rows = await db[keys.DB].fetchall("SELECT event_type, resource_id FROM events "
+    rows = await db[keys.CORE].db.fetchall("SELECT event_type, resource_id FROM events "
                                       "WHERE event_type = 'CREATED'")
     assert [tuple(r) for r in rows] == [("CREATED", before[0]["id"])]
-    assert json.loads((await db[keys.DB].fetchone("SELECT data FROM events"))[0])[
+    assert json.loads((await db[keys.CORE].db.fetchone("SELECT data FROM events"))[0])[
         "resource_name"] == "one"

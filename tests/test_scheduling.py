@@ -109,14 +109,14 @@ async def test_lease_expires_when_a_plugin_dies_mid_reconcile(make_client, tmp_p
     client = await make_client(settings=make_settings(tmp_path, scheduling=rules))
     app = client.server.app
     host = app[keys.HOST]
-    from no8sd.plugins.context import PluginServices, ReconcilerContext
+    from no8sd.host.context import PluginContext, PluginServices
 
     # Register an owner by hand so the API accepts Widgets, then act as its context.
     host.register(WidgetReconciler())
     await create_widget_type(client)
     widget = await create_widget(client, "w")
-    services = PluginServices(app[keys.DB], app[keys.HUB], rules)
-    ctx = ReconcilerContext(services, "widgets", ["Widget"], asyncio.Event())
+    services = PluginServices(app[keys.CORE].db, app[keys.CORE].hub, rules)
+    ctx = PluginContext(services, "widgets", ["Widget"], asyncio.Event())
     claimed = await ctx.get_resources_needing_reconciliation(["Widget"])
     assert [r["id"] for r in claimed] == [widget["id"]]
     await ctx.update_status(widget["id"], "reconciling", message="working")
@@ -175,7 +175,7 @@ async def test_fresh_intent_is_served_before_a_backlog_which_still_drains(make_c
     plugin = WidgetReconciler()
     client = await make_client(plugin)
     await create_widget_type(client)
-    db = client.server.app[keys.DB]
+    db = client.server.app[keys.CORE].db
     type_id = (await get_json(client, "/api/v1/resource-types/Widget/v1"))["id"]
     backlog = 3000
     overdue = now() - 3600

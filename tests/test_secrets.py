@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 from conftest import TESTS, no8sd_command
 
-from no8sd.plugins.secrets import FileSecretStore
-from no8sd.plugins.vault import VaultSecretStore
+from no8sd.builtins.secret_stores import FileSecretStore
+from no8sd.builtins.vault import VaultSecretStore
 
 SECRET = "hunter2-very-secret-value"
 VAULT_TOKEN = "s.vault-root-token-xyz"

@@ -11,8 +11,8 @@ import pytest
 from conftest import create_widget_type
 from no8sd_testplugins.widgets import WidgetReconciler
 
+from no8sd.core import changes
 from no8sd.errors import Conflict
-from no8sd.store import resources as resources_store
 from no8sd.store.db import Database, migration_files
 
 
@@ -137,7 +137,7 @@ async def test_claiming_due_work_does_not_scan(make_client):
     from no8sd.api import keys
     from no8sd.lifecycle import Scheduling
 
-    database = client.server.app[keys.DB]
+    database = client.server.app[keys.CORE].db
     type_id = 1
 
     def bulk(tx):
@@ -153,9 +153,8 @@ async def test_claiming_due_work_does_not_scan(make_client):
     def claim(tx):
         tx.conn.set_progress_handler(lambda: steps.append(1), 100)
         try:
-            return resources_store.claim_due(tx, types=["Widget"], limit=10,
-                                             exclude=frozenset(), now=time.time(),
-                                             rules=Scheduling())
+            return changes.claim(tx, types=["Widget"], limit=10, exclude=frozenset(),
+                                 now=time.time(), rules=Scheduling())
         finally:
             tx.conn.set_progress_handler(None, 100)
 
@@ -167,16 +166,16 @@ async def test_a_created_row_is_what_the_database_holds(db):
     """Creates build the new row in memory instead of reading it back; it must match."""
     import json as _json
 
-    from no8sd.records import decode_resource
     from no8sd.store import resource_types as types_store
+    from no8sd.store.rows import Resource
 
     rtype = await db.write(types_store.insert, "T", "v1", {}, None, {}, time.time())
-    created = await db.write(lambda tx: resources_store.insert(
+    created = await db.write(lambda tx: changes.create(
         tx, resource_type=rtype, name="r", spec={"a": [1, "é"]}, plugin_config={"p": 1},
         metadata={"m": True}, action_plugin="", finalizers=["owner"], now=time.time()))
-    row = await db.fetchone("SELECT * FROM resources WHERE id = ?", (created["id"],))
-    assert created == decode_resource(row)
-    event = await db.fetchone("SELECT data FROM events WHERE resource_id = ?", (created["id"],))
+    row = await db.fetchone("SELECT * FROM resources WHERE id = ?", (created.id,))
+    assert created == Resource.from_row(row)
+    event = await db.fetchone("SELECT data FROM events WHERE resource_id = ?", (created.id,))
     payload = _json.loads(event[0])
     assert payload["event_type"] == "CREATED" and payload["resource_data"]["spec"] == {
         "a": [1, "é"]}

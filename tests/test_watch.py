@@ -61,7 +61,7 @@ async def test_resume_with_last_event_id_has_no_gap_and_no_duplicate(make_client
     last = seen[-1].id
     resumed = await client.get("/api/v1/events", headers={"Last-Event-ID": str(last)})
     by_query = await client.get(f"/api/v1/events?last_event_id={last}")
-    log_ids = [r[0] for r in await client.server.app[keys.DB].fetchall(
+    log_ids = [r[0] for r in await client.server.app[keys.CORE].db.fetchall(
         "SELECT id FROM events WHERE id > ? ORDER BY id", (last,))]
     got = [f.id for f in await collect(resumed, len(log_ids))]
     got_q = [f.id for f in await collect(by_query, len(log_ids))]
@@ -72,12 +72,12 @@ async def test_resume_with_last_event_id_has_no_gap_and_no_duplicate(make_client
 
 async def test_resume_point_older_than_retention_gets_a_gap_event(make_client, tmp_path):
     client = await make_client(WidgetReconciler(),
-                               settings=make_settings(tmp_path, event_retention_count=3))
+                               settings=make_settings(tmp_path))
     await create_widget_type(client)
     for i in range(4):
         await create_widget(client, f"w{i}")
     await wait_for(lambda: all_ready(client))
-    db = client.server.app[keys.DB]
+    db = client.server.app[keys.CORE].db
     removed = await db.write(events_store.prune, max_count=3, max_age=3600, now=now())
     assert removed > 0
     oldest, newest = await events_store.bounds(db)
@@ -241,7 +241,7 @@ async def test_retention_prunes_by_count_and_by_age(make_client):
     for i in range(6):
         await create_widget(client, f"w{i}")
     await wait_for(lambda: all_ready(client))
-    db = client.server.app[keys.DB]
+    db = client.server.app[keys.CORE].db
     total = (await db.fetchone("SELECT COUNT(*) FROM events"))[0]
     assert total >= 6 * 3  # created, status, reconciled per widget
     # By count: only the newest 10 stay (chunked, so ask until nothing more goes).

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from no8sd.api import keys
+from no8sd.core.principal import LOCAL_OPERATOR, Principal
 from no8sd.errors import Forbidden, NotFound, Unauthorized
-from no8sd.principal import LOCAL_OPERATOR, Principal
-from no8sd.store import resources as resources_store
+from no8sd.store.rows import Resource
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
@@ -59,14 +59,14 @@ def require_system(request: web.Request, permission: str) -> Principal:
     return caller
 
 
-async def load_resource(request: web.Request, operation: str, resource_id: int) -> dict[str, Any]:
+async def load_resource(request: web.Request, operation: str, resource_id: int) -> Resource:
     """Load a resource the caller may do `operation` on, without leaking which ids exist."""
     caller = principal(request)
-    found = await resources_store.find(request.app[keys.DB], resource_id)
+    found = await request.app[keys.CORE].resources.find(resource_id)
     if found is None:
         if caller.can_everywhere(operation):
             raise NotFound("Resource not found")
         raise Forbidden("Insufficient permissions")
-    if not caller.can(operation, found["resource_type_name"], found["resource_type_version"]):
+    if not caller.can(operation, found.resource_type_name, found.resource_type_version):
         raise Forbidden("Insufficient permissions")
     return found

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from no8sd.accounts import user_rest
-from no8sd.api import access, authn, keys
+from no8sd.api import access, keys
 from no8sd.api import auth_schemas as a
 from no8sd.api import schemas as s
 from no8sd.api.routes import Routes
 from no8sd.api.util import json_body, json_response
+from no8sd.core.views import user_rest
 from no8sd.errors import NotFound
-from no8sd.store import auth as store
 
 routes = Routes("auth")
 
@@ -27,7 +26,7 @@ _ERR = ("Error", s.ERROR)
 async def login(request: web.Request) -> web.Response:
     """Check credentials and return a bearer token that expires."""
     body = a.LOGIN.check(await json_body(request))
-    result = await request.app[authn.ACCOUNTS].login(
+    result = await request.app[keys.CORE].accounts.login(
         body["username"], body["password"], request.remote or "unknown")
     return json_response(result)
 
@@ -39,7 +38,8 @@ async def me(request: web.Request) -> web.Response:
     caller = access.principal(request)
     if caller.user_id is None:
         raise NotFound("User not found: authentication is off")
-    return json_response(user_rest(await store.get_user(request.app[keys.DB], caller.user_id)))
+    return json_response(user_rest(await request.app[keys.CORE].accounts.get_user(
+        caller.user_id)))
 
 
 @routes.add("POST", "/api/v1/auth/logout", summary="Revoke the token used for this request",
@@ -48,5 +48,5 @@ async def logout(request: web.Request) -> web.Response:
     """Revoke the caller's current token."""
     caller = access.principal(request)
     if caller.token_id is not None:
-        await request.app[authn.ACCOUNTS].logout(caller.token_id)
+        await request.app[keys.CORE].accounts.logout(caller.token_id)
     return web.Response(status=204)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from no8sd.api.schemas import NAME_PATTERN, STRING_OR_NULL, TIME, TIME_OR_NULL
+from no8sd.api.schemas import STRING_OR_NULL, TIME, TIME_OR_NULL
 from no8sd.api.util import BodySchema
-from no8sd.principal import OPERATIONS, SYSTEM_PERMISSIONS
-
-MIN_PASSWORD = 8
-MAX_PASSWORD = 4096  # scrypt takes any length; this only bounds the work per request
+from no8sd.core.accounts import MAX_PASSWORD, MIN_PASSWORD, NAME_PATTERN
+from no8sd.core.principal import OPERATIONS, SYSTEM_PERMISSIONS
 
 PASSWORD: dict[str, Any] = {"type": "string", "minLength": MIN_PASSWORD,
                             "maxLength": MAX_PASSWORD}

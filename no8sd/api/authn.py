@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
-from no8sd.accounts import Accounts
 from no8sd.api import access, keys
 from no8sd.config import Settings
+from no8sd.core.principal import Principal
 from no8sd.errors import StartupError, Unauthorized
-from no8sd.principal import Principal
 
-ACCOUNTS = web.AppKey("accounts", Accounts)
 AUTH_MODES = ("none", "token")
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -85,7 +83,7 @@ def token_middleware(routes: Iterable[Any]) -> Any:
             return await handler(request)
         token = bearer_token(request.headers.get("Authorization"))
         try:
-            caller = await request.app[ACCOUNTS].resolve(token)
+            caller = await request.app[keys.CORE].accounts.resolve(token)
         except Unauthorized as exc:
             raise Unauthenticated(exc.detail) from None
         request[access.PRINCIPAL] = caller
@@ -104,7 +102,7 @@ async def _guarded_stream(request: web.Request, handler: Any, token: str,
     heartbeat interval makes suspension, revocation and role changes reach open streams
     too. The client reconnects (resuming with Last-Event-ID) under its current rights.
     """
-    accounts = request.app[ACCOUNTS]
+    accounts = request.app[keys.CORE].accounts
     interval = request.app[keys.SETTINGS].sse_heartbeat
     task = asyncio.current_task()
     assert task is not None
@@ -137,20 +135,3 @@ async def _guarded_stream(request: web.Request, handler: Any, token: str,
         watcher.cancel()
         if ended and task.cancelling():
             task.uncancel()  # the stream ended itself on our cancel; nothing else is pending
-
-
-def install(app: web.Application, settings: Settings) -> None:
-    """Create the accounts service on the application."""
-    app[ACCOUNTS] = Accounts(app[keys.DB], token_ttl=settings.token_ttl,
-                             max_failures_user=settings.login_max_failures_user,
-                             max_failures_address=settings.login_max_failures_address,
-                             failure_window=settings.login_failure_window)
-
-
-async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
-    """At start-up (after the store opens): create the first admin from the environment."""
-    accounts = app[ACCOUNTS]
-    await accounts.prepare()
-    await accounts.bootstrap(app[keys.SETTINGS].initial_admin)
-    yield
-    await accounts.close()

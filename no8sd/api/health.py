@@ -20,7 +20,7 @@ async def _health(request: web.Request) -> web.Response:
     if app[keys.STOPPING].is_set():
         return json_response({"status": "stopping", "detail": "the daemon is shutting down"},
                              status=503)
-    if not await app[keys.DB].ping():
+    if not await app[keys.CORE].db.ping():
         return json_response({"status": "disconnected", "detail": "the store is not available"},
                              status=503)
     return json_response({"status": "ok", "version": __version__})

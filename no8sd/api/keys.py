@@ -7,15 +7,15 @@ import asyncio
 from aiohttp import web
 
 from no8sd.config import Settings
-from no8sd.domain import Domain
-from no8sd.events import Hub
-from no8sd.plugins.host import PluginHost
-from no8sd.store.db import Database
+from no8sd.core import Core
+from no8sd.host.actions import ActionRegistry
+from no8sd.host.reconcilers import PluginHost
+from no8sd.host.secrets import SecretStores
 
 SETTINGS = web.AppKey("settings", Settings)
-DB = web.AppKey("db", Database)
-HUB = web.AppKey("hub", Hub)
+CORE = web.AppKey("core", Core)
 HOST = web.AppKey("plugin_host", PluginHost)
-DOMAIN = web.AppKey("domain", Domain)
+ACTIONS = web.AppKey("action_plugins", ActionRegistry)
+SECRETS = web.AppKey("secret_stores", SecretStores)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 OPENAPI = web.AppKey("openapi", dict)

@@ -6,7 +6,6 @@ from typing import Any
 
 from aiohttp import web
 
-from no8sd import extensions
 from no8sd.api import access, keys
 from no8sd.api import schemas as s
 from no8sd.api.routes import Routes
@@ -27,8 +26,7 @@ RECONCILER_INFO: dict[str, Any] = {
         "version": {"type": "string"},
         "resource_types": {"type": "array", "items": {"type": "string"}},
         "source": {"type": "string"},
-        "state": {"type": "string",
-                  "enum": ["registered", "running", "restarting", "crashed", "stopped"]},
+        "state": {"type": "string", "enum": ["registered", "running", "crashed", "stopped"]},
         "last_error": s.STRING_OR_NULL,
         "restart_count": {"type": "integer"},
     },
@@ -55,7 +53,7 @@ async def reconcilers(request: web.Request) -> web.Response:
 async def actions(request: web.Request) -> web.Response:
     """Action plugins reconcilers can delegate to, in registration order."""
     access.require_system(request, "view_plugins")
-    return json_response(request.app[extensions.ACTIONS].describe())
+    return json_response(request.app[keys.ACTIONS].describe())
 
 
 @routes.add("GET", "/api/v1/plugins/secret-stores", summary="List secret stores",
@@ -63,7 +61,7 @@ async def actions(request: web.Request) -> web.Response:
 async def secret_stores(request: web.Request) -> web.Response:
     """Known secret stores and which one is active (never any secret or setting)."""
     access.require_system(request, "view_plugins")
-    return json_response(request.app[extensions.SECRETS].describe())
+    return json_response(request.app[keys.SECRETS].describe())
 
 
 @routes.add("GET", "/api/v1/plugins/inputs", summary="List input plugins",

@@ -10,9 +10,8 @@ from no8sd.api import access, keys
 from no8sd.api import schemas as s
 from no8sd.api.routes import LIMIT, OFFSET, Param, Routes
 from no8sd.api.util import json_body, json_response, path_id, query_int, query_str
+from no8sd.core.views import type_rest
 from no8sd.errors import NotFound, Unprocessable
-from no8sd.records import type_rest
-from no8sd.store import resource_types as store
 
 routes = Routes("resource-types")
 
@@ -42,7 +41,7 @@ async def create(request: web.Request) -> web.Response:
     schema = body.get("schema", body.get("resource_schema"))
     if schema is None:
         raise Unprocessable("schema is required")
-    created = await request.app[keys.DOMAIN].create_type(
+    created = await request.app[keys.CORE].types.create(
         body["name"], body["version"], schema, body.get("description"), body.get("metadata"))
     return json_response(type_rest(created), status=201)
 
@@ -54,8 +53,8 @@ async def create(request: web.Request) -> web.Response:
 async def list_types(request: web.Request) -> web.Response:
     """List resource types by name, then version."""
     access.principal(request)
-    found = await store.list_types(
-        request.app[keys.DB], name=query_str(request, "name"),
+    found = await request.app[keys.CORE].types.list(
+        name=query_str(request, "name"),
         status=query_str(request, "status"), limit=query_int(request, "limit", 100),
         offset=query_int(request, "offset", 0, maximum=2**62))
     return json_response([type_rest(t) for t in found])
@@ -66,7 +65,7 @@ async def list_types(request: web.Request) -> web.Response:
 async def get_type(request: web.Request) -> web.Response:
     """Read one resource type by id."""
     access.principal(request)
-    found = await store.get(request.app[keys.DB], path_id(request, "resource_type_id"))
+    found = await request.app[keys.CORE].types.get_by_id(path_id(request, "resource_type_id"))
     return json_response(type_rest(found))
 
 
@@ -76,8 +75,8 @@ async def get_type(request: web.Request) -> web.Response:
 async def get_by_name(request: web.Request) -> web.Response:
     """Read one resource type by name and version."""
     access.principal(request)
-    found = await store.get_by_name(request.app[keys.DB], request.match_info["name"],
-                                    request.match_info["version"])
+    found = await request.app[keys.CORE].types.get(request.match_info["name"],
+                                                   request.match_info["version"])
     if found is None:
         raise NotFound("Resource type not found")
     return json_response(type_rest(found))
@@ -96,7 +95,7 @@ async def update(request: web.Request) -> web.Response:
         body["schema"] = body["resource_schema"]
     changes = {k: body[k] for k in ("schema", "description", "status", "metadata")
                if body.get(k) is not None}
-    updated = await request.app[keys.DOMAIN].update_type(type_id, changes)
+    updated = await request.app[keys.CORE].types.update(type_id, changes)
     return json_response(type_rest(updated))
 
 
@@ -106,5 +105,5 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     """Delete a resource type."""
     access.require_admin(request)
-    await request.app[keys.DOMAIN].delete_type(path_id(request, "resource_type_id"))
+    await request.app[keys.CORE].types.delete(path_id(request, "resource_type_id"))
     return web.Response(status=204)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
-
 from aiohttp import web
 
 from no8sd import lifecycle
@@ -19,30 +16,16 @@ from no8sd.api.util import (
     query_int,
     query_str,
 )
-from no8sd.errors import Unprocessable
-from no8sd.records import history_rest, resource_rest
-from no8sd.store import resources as store
+from no8sd.core.accounts import check_name
+from no8sd.core.views import dumps, history_rest, resource_rest
+from no8sd.store.rows import Resource
 
 routes = Routes("resources")
 
 _ERR = ("Error", s.ERROR)
-_NAME_RE = re.compile(s.NAME_PATTERN)
 _BY_ID = "/api/v1/resources/{resource_id}"
 DRY_RUN = Param("dry_run", {"type": "boolean"},
                 "Run validation and admission and return what would be stored, storing nothing")
-
-
-def check_name(name: str, field: str = "name") -> None:
-    """Apply the resource-name rules, each failure with its own message (422)."""
-    if not name:
-        raise Unprocessable(f"{field} cannot be empty")
-    if len(name) > 63:
-        raise Unprocessable(f"{field} cannot exceed 63 characters")
-    if not _NAME_RE.match(name):
-        raise Unprocessable(
-            f"{field} must consist of lowercase alphanumeric characters or '-', "
-            "must start and end with an alphanumeric character"
-        )
 
 
 @routes.add("POST", "/api/v1/resources", summary="Create a resource", body=s.RESOURCE_CREATE,
@@ -57,7 +40,7 @@ async def create(request: web.Request) -> web.Response:
     access.require(request, "CREATE", body["resource_type_name"], body["resource_type_version"])
     check_name(body["name"])
     dry_run = query_bool(request, "dry_run")
-    created = await request.app[keys.DOMAIN].create_resource(
+    created = await request.app[keys.CORE].resources.create(
         name=body["name"], type_name=body["resource_type_name"],
         version=body["resource_type_version"], spec=body.get("spec"),
         plugin_config=body.get("plugin_config"), metadata=body.get("metadata"),
@@ -72,8 +55,7 @@ async def create(request: web.Request) -> web.Response:
             responses={200: ("Resources", s.array_of(s.RESOURCE)), 422: _ERR})
 async def list_resources(request: web.Request) -> web.Response:
     """List resources, filtered by status and type, paged with limit/offset."""
-    found = await store.list_resources(
-        request.app[keys.DB],
+    found = await request.app[keys.CORE].resources.list(
         status=query_str(request, "status", choices=lifecycle.STATUSES),
         type_name=query_str(request, "resource_type_name"),
         version=query_str(request, "resource_type_version"),
@@ -88,12 +70,12 @@ async def list_resources(request: web.Request) -> web.Response:
 async def get_resource(request: web.Request) -> web.Response:
     """Read one resource by id (deleting resources stay readable until removed)."""
     found = await access.load_resource(request, "READ", path_id(request, "resource_id"))
-    body = request.app[keys.DB].resource_cache.memo(found, "rest_json", _rest_json)
+    body = request.app[keys.CORE].db.cache.memo(found, "rest_json", _rest_json)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-def _rest_json(resource: dict) -> bytes:
-    return json.dumps(resource_rest(resource), ensure_ascii=False).encode()
+def _rest_json(resource: Resource) -> bytes:
+    return dumps(resource_rest(resource)).encode()
 
 
 @routes.add("GET", "/api/v1/resources/by-name/{resource_type_name}/{resource_type_version}/{name}",
@@ -103,8 +85,8 @@ async def get_by_name(request: web.Request) -> web.Response:
     """Read one resource by its type, version and name."""
     info = request.match_info
     access.require(request, "READ", info["resource_type_name"], info["resource_type_version"])
-    found = await store.get_by_name(request.app[keys.DB], info["resource_type_name"],
-                                    info["resource_type_version"], info["name"])
+    found = await request.app[keys.CORE].resources.get_by_name(
+        info["resource_type_name"], info["resource_type_version"], info["name"])
     return json_response(resource_rest(found))
 
 
@@ -120,7 +102,7 @@ async def update(request: web.Request) -> web.Response:
     await access.load_resource(request, "UPDATE", resource_id)
     body = s.RESOURCE_UPDATE.check(await json_body(request))
     changes = {k: body[k] for k in ("spec", "plugin_config", "metadata") if body.get(k) is not None}
-    updated = await request.app[keys.DOMAIN].update_resource(
+    updated = await request.app[keys.CORE].resources.update(
         resource_id, changes, dry_run=query_bool(request, "dry_run"))
     return json_response(resource_rest(updated))
 
@@ -132,7 +114,7 @@ async def delete(request: web.Request) -> web.Response:
     """Mark a resource for deletion; it is removed once its finalizers are gone."""
     resource_id = path_id(request, "resource_id")
     await access.load_resource(request, "DELETE", resource_id)
-    await request.app[keys.DOMAIN].delete_resource(resource_id)
+    await request.app[keys.CORE].resources.delete(resource_id)
     return json_response({"message": "Resource marked for deletion", "resource_id": resource_id},
                          status=202)
 
@@ -143,7 +125,7 @@ async def reconcile(request: web.Request) -> web.Response:
     """Make the resource due now and wake its reconciler."""
     resource_id = path_id(request, "resource_id")
     await access.load_resource(request, "UPDATE", resource_id)
-    await request.app[keys.DOMAIN].trigger(resource_id)
+    await request.app[keys.CORE].resources.trigger(resource_id)
     return json_response({"message": "Reconciliation triggered", "resource_id": resource_id},
                          status=202)
 
@@ -158,7 +140,7 @@ async def finalizers(request: web.Request) -> web.Response:
     resource_id = path_id(request, "resource_id")
     await access.load_resource(request, "UPDATE", resource_id)
     body = s.FINALIZERS_EDIT.check(await json_body(request, required=False))
-    updated = await request.app[keys.DOMAIN].edit_finalizers(
+    updated = await request.app[keys.CORE].resources.edit_finalizers(
         resource_id, body.get("add", []), body.get("remove", []))
     if updated is None:
         return json_response({"message": "All finalizers removed, resource deleted",
@@ -175,7 +157,7 @@ async def history(request: web.Request) -> web.Response:
     resource_id = path_id(request, "resource_id")
     limit = query_int(request, "limit", 10)
     await access.load_resource(request, "READ", resource_id)
-    rows = await store.history(request.app[keys.DB], resource_id, limit)
+    rows = await request.app[keys.CORE].resources.history(resource_id, limit)
     return json_response([history_rest(row) for row in rows])
 
 
@@ -184,4 +166,4 @@ async def history(request: web.Request) -> web.Response:
 async def outputs(request: web.Request) -> web.Response:
     """Read the outputs a reconciler reported."""
     found = await access.load_resource(request, "READ", path_id(request, "resource_id"))
-    return json_response({"outputs": found["outputs"]})
+    return json_response({"outputs": found.outputs})

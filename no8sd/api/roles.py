@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from no8sd.accounts import permission_rest, role_rest
 from no8sd.api import access, keys
 from no8sd.api import auth_schemas as a
 from no8sd.api import schemas as s
 from no8sd.api.routes import Routes
 from no8sd.api.util import json_body, json_response, path_id
-from no8sd.errors import NotFound, Unprocessable
-from no8sd.principal import OPERATIONS, SYSTEM_PERMISSIONS
-from no8sd.store import auth as store
-from no8sd.timeutil import now
+from no8sd.core.views import permission_rest, role_rest
+from no8sd.errors import NotFound
 
 routes = Routes("custom-roles")
 
@@ -32,24 +27,6 @@ def _id(request: web.Request, name: str, missing: str) -> int:
         raise NotFound(missing) from None
 
 
-def _system_permissions(values: list[str]) -> list[str]:
-    unknown = sorted(set(values) - set(SYSTEM_PERMISSIONS))
-    if unknown:
-        raise Unprocessable(f"Unknown system_permissions: {', '.join(unknown)}. "
-                            f"Valid values: {', '.join(SYSTEM_PERMISSIONS)}")
-    return sorted(set(values), key=SYSTEM_PERMISSIONS.index)
-
-
-def _operations(values: list[str]) -> list[str]:
-    return sorted(set(values), key=OPERATIONS.index)
-
-
-def _permission(body: dict[str, Any]) -> dict[str, Any]:
-    return {"resource_type_name": body.get("resource_type_name", "*"),
-            "resource_type_version": body.get("resource_type_version", "*"),
-            "operations": _operations(body.get("operations", list(OPERATIONS)))}
-
-
 @routes.add("POST", "/api/v1/custom-roles", summary="Create a role with its permissions",
             body=a.ROLE_CREATE,
             responses={201: ("Created", a.ROLE), 403: _FORBIDDEN,
@@ -58,10 +35,9 @@ async def create(request: web.Request) -> web.Response:
     """Create a role and all its permissions in one transaction."""
     access.require_admin(request)
     body = a.ROLE_CREATE.check(await json_body(request))
-    created = await request.app[keys.DB].write(
-        store.insert_role, name=body["name"], description=body.get("description"),
-        system_permissions=_system_permissions(body.get("system_permissions", [])),
-        permissions=[_permission(p) for p in body.get("permissions", [])], now=now())
+    created = await request.app[keys.CORE].accounts.create_role(
+        body["name"], body.get("description"), body.get("system_permissions", []),
+        body.get("permissions", []))
     return json_response(role_rest(created), status=201)
 
 
@@ -70,7 +46,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_roles(request: web.Request) -> web.Response:
     """List every role, in id order."""
     access.require_admin(request)
-    return json_response([role_rest(r) for r in await store.list_roles(request.app[keys.DB])])
+    return json_response([role_rest(r) for r in await request.app[keys.CORE].accounts.list_roles()])
 
 
 @routes.add("GET", _BY_ID, summary="Get a role",
@@ -79,7 +55,7 @@ async def get_role(request: web.Request) -> web.Response:
     """Read one role with its permissions."""
     access.require_admin(request)
     role_id = _id(request, "role_id", "Role not found")
-    return json_response(role_rest(await store.get_role(request.app[keys.DB], role_id)))
+    return json_response(role_rest(await request.app[keys.CORE].accounts.get_role(role_id)))
 
 
 @routes.add("PUT", _BY_ID, summary="Update a role's name, description or system permissions",
@@ -91,10 +67,9 @@ async def update(request: web.Request) -> web.Response:
     access.require_admin(request)
     role_id = _id(request, "role_id", "Role not found")
     body = a.ROLE_UPDATE.check(await json_body(request, required=False))
-    changes = {k: body[k] for k in ("name", "description") if body.get(k) is not None}
-    if body.get("system_permissions") is not None:
-        changes["system_permissions"] = _system_permissions(body["system_permissions"])
-    updated = await request.app[keys.DB].write(store.update_role, role_id, changes, now())
+    changes = {k: body[k] for k in ("name", "description", "system_permissions")
+               if body.get(k) is not None}
+    updated = await request.app[keys.CORE].accounts.update_role(role_id, changes)
     return json_response(role_rest(updated))
 
 
@@ -103,7 +78,7 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     """Delete a role and its permissions."""
     access.require_admin(request)
-    await request.app[keys.DB].write(store.delete_role, _id(request, "role_id", "Role not found"))
+    await request.app[keys.CORE].accounts.delete_role(_id(request, "role_id", "Role not found"))
     return web.Response(status=204)
 
 
@@ -116,8 +91,7 @@ async def add_permission(request: web.Request) -> web.Response:
     access.require_admin(request)
     role_id = _id(request, "role_id", "Role not found")
     body = a.PERMISSION_CREATE.check(await json_body(request, required=False))
-    created = await request.app[keys.DB].write(store.add_permission, role_id, _permission(body),
-                                               now())
+    created = await request.app[keys.CORE].accounts.add_permission(role_id, body)
     return json_response(permission_rest(created), status=201)
 
 
@@ -130,8 +104,8 @@ async def update_permission(request: web.Request) -> web.Response:
     role_id = _id(request, "role_id", "Role not found")
     perm_id = _id(request, "perm_id", "Permission not found")
     body = a.PERMISSION_UPDATE.check(await json_body(request))
-    updated = await request.app[keys.DB].write(store.set_permission_operations, role_id, perm_id,
-                                               _operations(body["operations"]), now())
+    updated = await request.app[keys.CORE].accounts.set_permission_operations(
+        role_id, perm_id, body["operations"])
     return json_response(permission_rest(updated))
 
 
@@ -142,5 +116,5 @@ async def delete_permission(request: web.Request) -> web.Response:
     access.require_admin(request)
     role_id = _id(request, "role_id", "Role not found")
     perm_id = _id(request, "perm_id", "Permission not found")
-    await request.app[keys.DB].write(store.delete_permission, role_id, perm_id, now())
+    await request.app[keys.CORE].accounts.delete_permission(role_id, perm_id)
     return web.Response(status=204)

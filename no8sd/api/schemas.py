@@ -11,7 +11,6 @@ from typing import Any
 
 from no8sd.api.util import BodySchema
 
-NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 TYPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 TYPE_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$"
 

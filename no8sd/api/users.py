@@ -6,17 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from no8sd import credentials
-from no8sd.accounts import token_rest, user_rest
-from no8sd.api import access, authn, keys
+from no8sd.api import access, keys
 from no8sd.api import auth_schemas as a
 from no8sd.api import schemas as s
-from no8sd.api.resources import check_name
 from no8sd.api.routes import LIMIT, OFFSET, Param, Routes
 from no8sd.api.util import json_body, json_response, path_id, query_bool, query_int, query_str
+from no8sd.core.views import token_rest, user_rest
 from no8sd.errors import NotFound
-from no8sd.store import auth as store
-from no8sd.timeutil import now
 
 routes = Routes("users")
 
@@ -39,13 +35,10 @@ async def create(request: web.Request) -> web.Response:
     """Create a manual user with a password (and optionally admin rights or a role)."""
     access.require_admin(request)
     body = a.USER_CREATE.check(await json_body(request))
-    check_name(body["username"], "username")
-    encoded = await request.app[authn.ACCOUNTS].hash_password(body["password"])
-    created = await request.app[keys.DB].write(
-        store.insert_user, username=body["username"], password_hash=encoded,
-        email=body.get("email"), display_name=body.get("display_name"),
-        is_admin=bool(body.get("is_admin", False)), custom_role_id=body.get("custom_role_id"),
-        now=now())
+    created = await request.app[keys.CORE].accounts.create_user(
+        body["username"], body["password"], email=body.get("email"),
+        display_name=body.get("display_name"), is_admin=bool(body.get("is_admin", False)),
+        custom_role_id=body.get("custom_role_id"))
     return json_response(user_rest(created), status=201)
 
 
@@ -59,8 +52,8 @@ async def list_users(request: web.Request) -> web.Response:
     """List users, optionally filtered by source, admin flag and status."""
     access.require_admin(request)
     is_admin = query_bool(request, "is_admin") if request.query.get("is_admin") else None
-    found = await store.list_users(
-        request.app[keys.DB], source=query_str(request, "source", choices=("manual", "ldap")),
+    found = await request.app[keys.CORE].accounts.list_users(
+        source=query_str(request, "source", choices=("manual", "ldap")),
         is_admin=is_admin, status=query_str(request, "status", choices=("active", "suspended")),
         limit=query_int(request, "limit", 100),
         offset=query_int(request, "offset", 0, maximum=2**62))
@@ -73,7 +66,7 @@ async def get_user(request: web.Request) -> web.Response:
     """Read one user."""
     access.require_admin(request)
     user_id = _id(request, "user_id", "User not found")
-    return json_response(user_rest(await store.get_user(request.app[keys.DB], user_id)))
+    return json_response(user_rest(await request.app[keys.CORE].accounts.get_user(user_id)))
 
 
 @routes.add("PUT", _BY_ID, summary="Update a user (partial; custom_role_id null clears it)",
@@ -90,9 +83,8 @@ async def update(request: web.Request) -> web.Response:
     if "custom_role_id" in body:
         changes["custom_role_id"] = body["custom_role_id"]
     if body.get("password") is not None:
-        changes["password_hash"] = await request.app[authn.ACCOUNTS].hash_password(
-            body["password"])
-    updated = await request.app[keys.DB].write(store.update_user, user_id, changes, now())
+        changes["password"] = body["password"]
+    updated = await request.app[keys.CORE].accounts.update_user(user_id, changes)
     return json_response(user_rest(updated))
 
 
@@ -103,7 +95,7 @@ async def suspend(request: web.Request) -> web.Response:
     """Suspend a user; the record stays, so it can be reactivated with PUT."""
     access.require_admin(request)
     user_id = _id(request, "user_id", "User not found")
-    await request.app[keys.DB].write(store.update_user, user_id, {"status": "suspended"}, now())
+    await request.app[keys.CORE].accounts.suspend_user(user_id)
     return web.Response(status=204)
 
 
@@ -120,13 +112,8 @@ async def create_token(request: web.Request) -> web.Response:
     access.require_admin(request)
     user_id = _id(request, "user_id", "User not found")
     body = a.TOKEN_CREATE.check(await json_body(request))
-    secret = credentials.new_token()
-    stamp = now()
-    expires_in = body.get("expires_in")
-    created = await request.app[keys.DB].write(
-        store.insert_api_token, user_id=user_id, name=body["name"],
-        token_hash=credentials.token_digest(secret),
-        expires_at=stamp + expires_in if expires_in else None, now=stamp)
+    created, secret = await request.app[keys.CORE].accounts.create_api_token(
+        user_id, body["name"], body.get("expires_in"))
     return json_response({**token_rest(created), "token": secret}, status=201)
 
 
@@ -137,7 +124,7 @@ async def list_tokens(request: web.Request) -> web.Response:
     """List a user's API tokens, revoked ones included."""
     access.require_admin(request)
     user_id = _id(request, "user_id", "User not found")
-    found = await store.list_api_tokens(request.app[keys.DB], user_id)
+    found = await request.app[keys.CORE].accounts.list_api_tokens(user_id)
     return json_response([token_rest(t) for t in found])
 
 
@@ -148,6 +135,5 @@ async def revoke_token(request: web.Request) -> web.Response:
     access.require_admin(request)
     user_id = _id(request, "user_id", "User not found")
     token_id = _id(request, "token_id", "Token not found")
-    await request.app[keys.DB].write(store.revoke_token, token_id, now(), user_id=user_id,
-                                     kind="api")
+    await request.app[keys.CORE].accounts.revoke_api_token(token_id, user_id=user_id)
     return web.Response(status=204)

@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
+from no8sd.core.validation import fast_checkable, fast_valid
 from no8sd.errors import Invalid, NotFound, TooLarge, Unprocessable
-from no8sd.schemas import fast_checkable, fast_valid
 
 MAX_DEPTH = 64
 MAX_ID = 2**63 - 1

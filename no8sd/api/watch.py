@@ -24,8 +24,7 @@ from no8sd.api import schemas as s
 from no8sd.api.routes import Param, Routes
 from no8sd.api.util import path_id, query_str
 from no8sd.errors import Unavailable, Unprocessable
-from no8sd.store import events as events_store
-from no8sd.store.db import Event
+from no8sd.store.rows import Event
 
 routes = Routes("events")
 
@@ -73,8 +72,8 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
                   version: str | None = None) -> web.StreamResponse:
     app = request.app
     settings = app[keys.SETTINGS]
-    hub = app[keys.HUB]
-    db = app[keys.DB]
+    core = app[keys.CORE]
+    hub = core.hub
     streams = app[STREAMS]
     cursor = _start_cursor(request)
     if len(streams) >= settings.max_streams:
@@ -94,7 +93,7 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
         if cursor is None:
             cursor = hub.last_id
         else:
-            oldest, newest = await events_store.bounds(db)
+            oldest, newest = await core.event_bounds()
             newest = max(newest, hub.last_id)
             if cursor + 1 < oldest or cursor > newest:
                 # The client missed events we no longer have (or holds an id from another
@@ -111,9 +110,8 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
             batch = hub.recent_after(cursor)
             if batch is None:
                 published = hub.last_id  # read first: everything up to it is committed
-                batch = await events_store.after(db, cursor, limit=BATCH,
-                                                 resource_id=resource_id,
-                                                 resource_type=type_name, version=version)
+                batch = await core.events_after(cursor, limit=BATCH, resource_id=resource_id,
+                                                resource_type=type_name, version=version)
                 if not batch:
                     # Nothing up to `published` matches this stream: skip ahead to it.
                     cursor = max(cursor, published)
@@ -124,7 +122,7 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
                 cursor = event.id
                 if matches(event):
                     frames.append(_frame(event))
-                    if resource_id is not None and event.event_type == events_store.REMOVED:
+                    if resource_id is not None and event.event_type == "REMOVED":
                         ended = True
                         break
                     if len(frames) >= FRAMES_PER_WRITE:  # bounded memory while catching up

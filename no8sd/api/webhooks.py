@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -11,17 +10,16 @@ from no8sd.api import access, keys
 from no8sd.api import schemas as s
 from no8sd.api.routes import Param, Routes
 from no8sd.api.util import BodySchema, json_body, json_response, path_id, query_str
-from no8sd.errors import NotFound, Unprocessable
-from no8sd.store import webhooks as store
-from no8sd.timeutil import now
+from no8sd.core.admission import OPERATIONS
+from no8sd.core.views import webhook_rest
+from no8sd.errors import NotFound
+from no8sd.store.rows import Webhook
 
 routes = Routes("admission-webhooks")
 
 _ERR = ("Error", s.ERROR)
 _BASE = "/api/v1/admission-webhooks"
 _BY_ID = _BASE + "/{webhook_id}"
-OPERATIONS = ("CREATE", "UPDATE", "DELETE")
-MIN_TIMEOUT, MAX_TIMEOUT = 1, 30
 
 _INT = {"type": "integer"}
 
@@ -55,7 +53,7 @@ WEBHOOK_UPDATE = BodySchema({
 
 WEBHOOK: dict[str, Any] = {
     "type": "object",
-    "required": ["id", *store.FIELDS, "created_at", "updated_at"],
+    "required": ["id", *Webhook.FIELDS, "created_at", "updated_at"],
     "properties": {
         "id": _INT,
         "name": {"type": "string"},
@@ -73,31 +71,6 @@ WEBHOOK: dict[str, Any] = {
 }
 
 
-def _check(body: dict[str, Any]) -> None:
-    """Apply the upstream field rules, each with its own message (422)."""
-    if body.get("webhook_url") is not None:
-        try:
-            url = urlsplit(body["webhook_url"])
-            url.port  # noqa: B018 - raises ValueError for a port out of range
-            valid = url.scheme in ("http", "https") and bool(url.hostname)
-        except ValueError:
-            valid = False
-        if not valid:
-            raise Unprocessable("webhook_url must be an http:// or https:// URL")
-    if body.get("webhook_type") is not None and \
-            body["webhook_type"] not in ("validating", "mutating"):
-        raise Unprocessable("webhook_type must be 'validating' or 'mutating'")
-    for op in body.get("operations") or ():
-        if op not in OPERATIONS:
-            raise Unprocessable(f"Invalid operation '{op}'. Must be one of: "
-                                f"{', '.join(OPERATIONS)}")
-    if body.get("failure_policy") is not None and body["failure_policy"] not in ("Fail", "Ignore"):
-        raise Unprocessable("failure_policy must be 'Fail' or 'Ignore'")
-    timeout = body.get("timeout_seconds")
-    if timeout is not None and not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
-        raise Unprocessable(f"timeout_seconds must be between {MIN_TIMEOUT} and {MAX_TIMEOUT}")
-
-
 @routes.add("POST", _BASE, summary="Register an admission webhook", body=WEBHOOK_CREATE,
             responses={201: ("Created", WEBHOOK), 403: _ERR,
                        409: ("Name taken", s.ERROR), 422: _ERR})
@@ -105,20 +78,8 @@ async def create(request: web.Request) -> web.Response:
     """Register a validating or mutating webhook for some operations and types."""
     access.require_admin(request)
     body = WEBHOOK_CREATE.check(await json_body(request))
-    _check(body)
-    fields = {
-        "name": body["name"], "webhook_url": body["webhook_url"],
-        "webhook_type": body["webhook_type"],
-        # Duplicates would only make the webhook match twice as often; keep one of each.
-        "operations": list(dict.fromkeys(body["operations"])),
-        "resource_type_name": body.get("resource_type_name"),
-        "resource_type_version": body.get("resource_type_version"),
-        "timeout_seconds": body.get("timeout_seconds", 10),
-        "failure_policy": body.get("failure_policy", "Fail"),
-        "ordering": body.get("ordering", 0),
-    }
-    created = await request.app[keys.DB].write(store.insert, fields, now())
-    return json_response(created, status=201)
+    created = await request.app[keys.CORE].webhooks.create(body)
+    return json_response(webhook_rest(created), status=201)
 
 
 @routes.add("GET", _BASE, summary="List admission webhooks (chain order)",
@@ -129,11 +90,11 @@ async def create(request: web.Request) -> web.Response:
 async def list_webhooks(request: web.Request) -> web.Response:
     """List webhooks: mutating before validating, then by ordering."""
     access.require_system(request, "view_webhooks")
-    found = await store.list_webhooks(
-        request.app[keys.DB], type_name=query_str(request, "resource_type_name"),
+    found = await request.app[keys.CORE].webhooks.list(
+        type_name=query_str(request, "resource_type_name"),
         version=query_str(request, "resource_type_version"),
         webhook_type=query_str(request, "webhook_type", choices=("validating", "mutating")))
-    return json_response(found)
+    return json_response([webhook_rest(w) for w in found])
 
 
 @routes.add("GET", _BY_ID, summary="Get an admission webhook",
@@ -141,7 +102,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
 async def get_webhook(request: web.Request) -> web.Response:
     """Read one webhook by id."""
     access.require_system(request, "view_webhooks")
-    return json_response(await store.get(request.app[keys.DB], _id(request)))
+    return json_response(webhook_rest(await request.app[keys.CORE].webhooks.get(_id(request))))
 
 
 @routes.add("PUT", _BY_ID, summary="Update an admission webhook (partial)", body=WEBHOOK_UPDATE,
@@ -153,14 +114,8 @@ async def update(request: web.Request) -> web.Response:
     access.require_admin(request)
     webhook_id = _id(request)
     body = WEBHOOK_UPDATE.check(await json_body(request))
-    _check(body)
-    nullable = ("resource_type_name", "resource_type_version")
-    changes = {k: v for k, v in body.items()
-               if k in store.FIELDS and (v is not None or k in nullable)}
-    if "operations" in changes:
-        changes["operations"] = list(dict.fromkeys(changes["operations"]))
-    updated = await request.app[keys.DB].write(store.update, webhook_id, changes, now())
-    return json_response(updated)
+    updated = await request.app[keys.CORE].webhooks.update(webhook_id, body)
+    return json_response(webhook_rest(updated))
 
 
 @routes.add("DELETE", _BY_ID, summary="Delete an admission webhook",
@@ -168,7 +123,7 @@ async def update(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     """Delete a webhook; it stops applying at once."""
     access.require_admin(request)
-    await request.app[keys.DB].write(store.delete, _id(request))
+    await request.app[keys.CORE].webhooks.delete(_id(request))
     return web.Response(status=204)
 
 
@@ -176,4 +131,4 @@ def _id(request: web.Request) -> int:
     try:
         return path_id(request, "webhook_id")
     except NotFound:
-        raise NotFound(store.NOT_FOUND) from None
+        raise NotFound("Admission webhook not found") from None

@@ -1,9 +1,10 @@
-"""The plugin API that plugin authors import, and the host that runs plugins.
+"""The plugin contract: everything a plugin author imports, and nothing of the daemon.
 
-Import from here: `from no8sd.plugins import ReconcilerPlugin, ReconcilerContext,
-ReconcileResult, BaseReconciler` (and ActionPlugin, ActionContext, ActionResult,
-ActionPhase, DriftResult, SecretStore for action plugins and secret stores). The upstream
-paths (`no8s_operator.plugins...`) re-export the same objects.
+`from no8sd.plugins import ReconcilerPlugin, ReconcilerContext, ReconcileResult,
+BaseReconciler` (and ActionPlugin, ActionContext, ActionResult, ActionPhase, DriftResult,
+ResourceSpec for action plugins, SecretStore for secret stores). The upstream paths
+(`no8s_operator.plugins...`) re-export the same objects. Importing this package loads
+no web server, no database and no daemon code: a plugin's tests can run without them.
 """
 
 from no8sd.plugins.actions import (
@@ -14,9 +15,13 @@ from no8sd.plugins.actions import (
     DriftResult,
     ResourceSpec,
 )
-from no8sd.plugins.base import ReconcileResult, ReconcilerPlugin, ResourceRecord
 from no8sd.plugins.base_reconciler import BaseReconciler
-from no8sd.plugins.context import ReconcilerContext
+from no8sd.plugins.reconciler import (
+    ReconcilerContext,
+    ReconcileResult,
+    ReconcilerPlugin,
+    ResourceRecord,
+)
 from no8sd.plugins.secrets import SecretStore, SecretStorePlugin
 
 __all__ = [

@@ -1,14 +1,15 @@
 """BaseReconciler: the standard loop, so a plugin author writes only `reconcile()`.
 
 The loop claims due resources, runs `reconcile()` for each (at most
-`max_concurrent_reconciles` at once, never two for the same resource), and records the
-outcome. It sleeps until the earliest due time of its types, and is woken within
-milliseconds when a change makes work due now, instead of polling on an interval.
+`max_concurrent_reconciles` at once, never two for the same resource, each bounded by
+the reconcile timeout), and records the outcome. It sleeps until the earliest due time
+of its types, and is woken within milliseconds when a change makes work due now,
+instead of polling on an interval.
 
-If `reconcile()` does not set a status itself, the loop does: success → ready (with
-the reconciled generation observed), failure, exception or timeout → failed (with
-backoff). For a deleting resource, success releases the plugin's finalizer and removes
-the resource once no finalizers remain.
+If `reconcile()` does not report an outcome itself, the loop does: success → ready (the
+reconciled generation observed), failure, exception or timeout → failed (with backoff).
+For a deleting resource, success releases the plugin's finalizer and removes the
+resource once no finalizers remain. Only the public ReconcilerContext methods are used.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import logging
 import time
 from typing import Any
 
-from no8sd import lifecycle
-from no8sd.plugins.base import ReconcileResult, ReconcilerPlugin
-from no8sd.plugins.context import ReconcilerContext
-from no8sd.timeutil import now
+from no8sd.plugins.reconciler import ReconcilerContext, ReconcileResult, ReconcilerPlugin
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +33,7 @@ class BaseReconciler(ReconcilerPlugin):
 
     async def start(self, ctx: ReconcilerContext) -> None:
         """Run the claim → reconcile → record loop until shutdown."""
-        waker = asyncio.Event()  # rung by the daemon when work of our types is due now
         freed = asyncio.Event()  # rung when a running reconcile finishes
-        ctx._add_waker(waker)
         running: dict[int, asyncio.Task[None]] = {}
         limit = max(1, int(self.max_concurrent_reconciles))
         cycle = 0
@@ -46,60 +42,60 @@ class BaseReconciler(ReconcilerPlugin):
             running.pop(rid, None)
             freed.set()
 
-        try:
-            while not ctx.shutdown_event.is_set():
-                waker.clear()
-                freed.clear()
-                free = limit - len(running)
-                if free <= 0:
-                    # Every slot is busy: nothing can be claimed until one frees up.
-                    await _wait_any(ctx.shutdown_event, freed, timeout=None)
-                    continue
-                cycle += 1
-                # Every fourth claim keeps a slot for routine work so a backlog of
-                # re-checks drains even while fresh changes keep arriving.
-                routine = max(free // 4, 1 if cycle % 4 == 0 else 0)
-                try:
-                    claimed = await ctx._claim(ctx._types, free, frozenset(running),
-                                               routine_slots=routine)
-                except Exception:
-                    log.exception("Reconciler '%s' could not fetch due work", self.name)
-                    await _wait_any(ctx.shutdown_event, timeout=1.0)
-                    continue
-                for resource in claimed:
-                    rid = resource["id"]
-                    task = asyncio.create_task(self._run_one(resource, ctx),
-                                               name=f"reconcile:{self.name}:{rid}")
-                    running[rid] = task
-                    task.add_done_callback(lambda t, rid=rid: finished(t, rid))
-                if len(claimed) == free:
-                    continue  # there may be more due work: claim again once a slot frees
-                # A finishing reconcile can move the next due time (a retry, a requeue),
-                # so it wakes us to look again, as does new work.
-                timeout = await self._sleep_time(ctx)
-                await _wait_any(ctx.shutdown_event, waker, freed, timeout=timeout)
-        finally:
-            ctx._remove_waker(waker)
-            if running:
-                # Let in-flight reconciles finish; the host cancels us after its grace period.
-                await asyncio.gather(*running.values(), return_exceptions=True)
+        with ctx.work_doorbell() as doorbell:
+            try:
+                while not ctx.shutdown_event.is_set():
+                    doorbell.clear()
+                    freed.clear()
+                    free = limit - len(running)
+                    if free <= 0:
+                        # Every slot is busy: nothing can be claimed until one frees up.
+                        await _wait_any(ctx.shutdown_event, freed, timeout=None)
+                        continue
+                    cycle += 1
+                    # Every fourth claim keeps a slot for routine work so a backlog of
+                    # re-checks drains even while fresh changes keep arriving.
+                    routine = max(free // 4, 1 if cycle % 4 == 0 else 0)
+                    try:
+                        claimed = await ctx.claim(free, exclude=frozenset(running),
+                                                  routine_slots=routine)
+                    except Exception:
+                        log.exception("Reconciler '%s' could not fetch due work", self.name)
+                        await _wait_any(ctx.shutdown_event, timeout=1.0)
+                        continue
+                    for resource in claimed:
+                        rid = resource["id"]
+                        task = asyncio.create_task(self._run_one(resource, ctx),
+                                                   name=f"reconcile:{self.name}:{rid}")
+                        running[rid] = task
+                        task.add_done_callback(lambda t, rid=rid: finished(t, rid))
+                    if len(claimed) == free:
+                        continue  # there may be more due work: claim again once a slot frees
+                    # A finishing reconcile can move the next due time (a retry, a requeue),
+                    # so it wakes us to look again, as does new work.
+                    timeout = await self._sleep_time(ctx)
+                    await _wait_any(ctx.shutdown_event, doorbell, freed, timeout=timeout)
+            finally:
+                if running:
+                    # Let in-flight reconciles finish; the host cancels us after its grace.
+                    await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def stop(self) -> None:
         """Nothing to release by default; the loop itself ends on the shutdown event."""
 
     async def _sleep_time(self, ctx: ReconcilerContext) -> float:
         try:
-            due = await ctx._next_due()
+            due_in = await ctx.seconds_until_due()
         except Exception:
             return 1.0
-        if due is None:
+        if due_in is None:
             return self.reconcile_interval
-        return min(max(due - now(), 0.0) + 0.001, self.reconcile_interval)
+        return min(max(due_in, 0.0) + 0.001, self.reconcile_interval)
 
-    async def _run_one(self, resource: dict[str, Any], ctx: ReconcilerContext) -> None:
-        note = ctx._track(resource["id"])
-        timeout = self.reconcile_timeout or ctx._services.rules.reconcile_timeout
+    async def _run_one(self, resource: Any, ctx: ReconcilerContext) -> None:
+        timeout = self.reconcile_timeout or ctx.reconcile_timeout
         started = time.monotonic()
+        errored = False
         try:
             result = await asyncio.wait_for(self.reconcile(resource, ctx), timeout)
             if not isinstance(result, ReconcileResult):
@@ -108,22 +104,18 @@ class BaseReconciler(ReconcilerPlugin):
             log.error("Reconciler '%s' timed out after %ss on resource %s (%s)", self.name,
                       timeout, resource["id"], resource["name"])
             result = ReconcileResult(False, f"reconcile timed out after {timeout:g}s")
-            note.status_written = False
+            errored = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("Reconciler '%s' failed on resource %s (%s)", self.name,
                           resource["id"], resource["name"])
             result = ReconcileResult(False, f"{type(exc).__name__}: {exc}")
-            note.status_written = False
-        duration = time.monotonic() - started
-        deleting = resource["status"] == lifecycle.DELETING
-        status = None
-        if not note.status_written and not (deleting and result.success):
-            status = lifecycle.READY if result.success else lifecycle.FAILED
+            errored = True
         try:
-            await ctx._finish(resource, result, status=status, duration_seconds=duration,
-                              release=deleting and result.success)
+            await ctx.finish_reconcile(resource, result,
+                                       duration_seconds=time.monotonic() - started,
+                                       errored=errored)
         except Exception:
             log.exception("Reconciler '%s' could not record resource %s", self.name,
                           resource["id"])

@@ -1,55 +1,42 @@
 """SQL for users, custom roles, role permissions and bearer tokens.
 
 Write units (`fn(tx, ...)`) run on the daemon's single writer, or inside a short
-transaction opened by the command line on the same file. Reads return plain dicts with
-JSON columns decoded and times as Unix seconds; shaping for the API happens elsewhere.
+transaction opened by the command line on the same file. Reads return typed records
+(no8sd.store.rows) with times as Unix seconds; shaping for the API happens in core.views.
 Password hashes and token digests never leave this module except where a caller asks
 for them explicitly (login verification, token resolution).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from no8sd.errors import Conflict, NotFound, Unprocessable
-from no8sd.records import dumps
 from no8sd.store.db import Database, Tx
+from no8sd.store.rows import LoginCandidate, Permission, Role, Token, User, dumps
 
-USER_COLUMNS = ("id, username, email, display_name, source, is_admin, status, custom_role_id,"
-                " created_at, updated_at, last_login_at, last_synced_at")
-TOKEN_COLUMNS = ("id, user_id, kind, name, created_at, expires_at, revoked, revoked_at,"
-                 " last_used_at")
-ROLE_COLUMNS = "id, name, description, system_permissions, created_at, updated_at"
-PERMISSION_COLUMNS = ("id, role_id, resource_type_name, resource_type_version, operations,"
-                      " created_at")
+USER_COLUMNS = User.COLUMNS
+TOKEN_COLUMNS = Token.COLUMNS
+ROLE_COLUMNS = Role.COLUMNS
+PERMISSION_COLUMNS = Permission.COLUMNS
 LAST_ADMIN = "Cannot suspend or demote the last active admin"
 
 
-def _user(row: sqlite3.Row) -> dict[str, Any]:
-    user = dict(row)
-    user["is_admin"] = bool(user["is_admin"])
-    return user
+def _user(row: sqlite3.Row) -> User:
+    return User.from_row(row)
 
 
-def _token(row: sqlite3.Row) -> dict[str, Any]:
-    token = dict(row)
-    token["revoked"] = bool(token["revoked"])
-    return token
+def _token(row: sqlite3.Row) -> Token:
+    return Token.from_row(row)
 
 
-def _permission(row: sqlite3.Row) -> dict[str, Any]:
-    perm = dict(row)
-    perm["operations"] = json.loads(perm["operations"])
-    return perm
+def _permission(row: sqlite3.Row) -> Permission:
+    return Permission.from_row(row)
 
 
-def _role(row: sqlite3.Row, permissions: list[dict[str, Any]]) -> dict[str, Any]:
-    role = dict(row)
-    role["system_permissions"] = json.loads(role["system_permissions"])
-    role["permissions"] = permissions
-    return role
+def _role(row: sqlite3.Row, permissions: list[Permission]) -> Role:
+    return Role.from_row(row, tuple(permissions))
 
 
 # ---- users: write units ------------------------------------------------------------
@@ -61,7 +48,7 @@ def _check_role(tx: Tx, role_id: int | None) -> None:
         raise Unprocessable(f"custom_role_id: role {role_id} does not exist")
 
 
-def get_user_tx(tx: Tx, user_id: int) -> dict[str, Any]:
+def get_user_tx(tx: Tx, user_id: int) -> User:
     """Read one user inside a unit (404 if absent)."""
     row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
     if row is None:
@@ -69,15 +56,9 @@ def get_user_tx(tx: Tx, user_id: int) -> dict[str, Any]:
     return _user(row)
 
 
-def find_user_tx(tx: Tx, username: str) -> dict[str, Any] | None:
-    """Read one user by username inside a unit, or None."""
-    row = tx.one(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,))
-    return _user(row) if row is not None else None
-
-
 def insert_user(tx: Tx, *, username: str, password_hash: str | None, email: str | None,
                 display_name: str | None, is_admin: bool, custom_role_id: int | None,
-                now: float) -> dict[str, Any]:
+                now: float) -> User:
     """Create a manual user; a taken username is a Conflict."""
     _check_role(tx, custom_role_id)
     try:
@@ -106,7 +87,7 @@ def _active_admins(tx: Tx) -> int:
     return tx.one("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND status = 'active'")[0]
 
 
-def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> dict[str, Any]:
+def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> User:
     """Apply changes (email, display_name, is_admin, status, custom_role_id, password_hash).
 
     A present `custom_role_id` of None clears the role. Leaving no active admin is refused,
@@ -124,7 +105,7 @@ def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> di
                    (*values, now, user_id))
     else:
         tx.execute("UPDATE users SET updated_at = ? WHERE id = ?", (now, user_id))
-    if current["is_admin"] and current["status"] == "active" and _active_admins(tx) == 0:
+    if current.is_admin and current.status == "active" and _active_admins(tx) == 0:
         raise Conflict(LAST_ADMIN)
     if "password_hash" in changes:
         tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE user_id = ?"
@@ -135,7 +116,7 @@ def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> di
 # ---- users: reads ------------------------------------------------------------------
 
 
-async def get_user(db: Database, user_id: int) -> dict[str, Any]:
+async def get_user(db: Database, user_id: int) -> User:
     """Read one user (404 if absent)."""
     row = await db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE id = ?", (user_id,))
     if row is None:
@@ -144,7 +125,7 @@ async def get_user(db: Database, user_id: int) -> dict[str, Any]:
 
 
 async def list_users(db: Database, *, source: str | None, is_admin: bool | None,
-                     status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+                     status: str | None, limit: int, offset: int) -> list[User]:
     """List users in id order with optional filters."""
     where, params = [], []
     if source is not None:
@@ -163,21 +144,26 @@ async def list_users(db: Database, *, source: str | None, is_admin: bool | None,
     return [_user(row) for row in rows]
 
 
+async def find_user(db: Database, username: str) -> User | None:
+    """Read one user by username, or None."""
+    row = await db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,))
+    return _user(row) if row is not None else None
+
+
 async def has_users(db: Database) -> bool:
     """Answer whether any user exists."""
     return await db.fetchone("SELECT 1 FROM users LIMIT 1") is not None
 
 
-async def login_candidate(db: Database, username: str) -> dict[str, Any] | None:
+async def login_candidate(db: Database, username: str) -> LoginCandidate | None:
     """Read what a login needs to decide: id, status, admin flag and password hash."""
     row = await db.fetchone(
         "SELECT id, username, is_admin, status, source, password_hash FROM users"
         " WHERE username = ?", (username,))
     if row is None:
         return None
-    found = dict(row)
-    found["is_admin"] = bool(found["is_admin"])
-    return found
+    return LoginCandidate(row["id"], row["username"], bool(row["is_admin"]), row["status"],
+                          row["source"], row["password_hash"])
 
 
 # ---- tokens ------------------------------------------------------------------------
@@ -195,7 +181,7 @@ def record_login(tx: Tx, user_id: int, token_hash: str, expires_at: float, now: 
 
 
 def insert_api_token(tx: Tx, *, user_id: int, name: str, token_hash: str,
-                     expires_at: float | None, now: float) -> dict[str, Any]:
+                     expires_at: float | None, now: float) -> Token:
     """Store a named API token for a user; a live token of the same name is a Conflict."""
     get_user_tx(tx, user_id)
     try:
@@ -208,7 +194,7 @@ def insert_api_token(tx: Tx, *, user_id: int, name: str, token_hash: str,
 
 
 def revoke_token(tx: Tx, token_id: int, now: float, *, user_id: int | None = None,
-                 kind: str | None = None) -> dict[str, Any]:
+                 kind: str | None = None) -> Token:
     """Revoke a token (idempotent); with `user_id`/`kind`, only one that matches them."""
     row = tx.one(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,))
     if row is None or (user_id is not None and row["user_id"] != user_id) or \
@@ -224,22 +210,20 @@ def touch_token(tx: Tx, token_id: int, now: float) -> None:
     tx.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
 
 
-def list_api_tokens_tx(tx: Tx, user_id: int | None) -> list[dict[str, Any]]:
-    """List API tokens (every user's when `user_id` is None) with their usernames."""
-    clause, params = ("AND t.user_id = ?", (user_id,)) if user_id is not None else ("", ())
-    rows = tx.execute(
-        f"SELECT t.{TOKEN_COLUMNS.replace(', ', ', t.')}, u.username FROM tokens t"
-        f" JOIN users u ON u.id = t.user_id WHERE t.kind = 'api' {clause} ORDER BY t.id",
-        params).fetchall()
+_TOKENS_WITH_OWNER = (f"SELECT t.{TOKEN_COLUMNS.replace(', ', ', t.')}, u.username FROM tokens t"
+                      " JOIN users u ON u.id = t.user_id WHERE t.kind = 'api'")
+
+
+async def list_all_api_tokens(db: Database) -> list[Token]:
+    """List every user's API tokens with their usernames, in id order."""
+    rows = await db.fetchall(_TOKENS_WITH_OWNER + " ORDER BY t.id")
     return [_token(row) for row in rows]
 
 
-async def list_api_tokens(db: Database, user_id: int) -> list[dict[str, Any]]:
+async def list_api_tokens(db: Database, user_id: int) -> list[Token]:
     """List a user's API tokens, newest last (404 if the user does not exist)."""
     await get_user(db, user_id)
-    rows = await db.fetchall(
-        f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ? AND kind = 'api' ORDER BY id",
-        (user_id,))
+    rows = await db.fetchall(_TOKENS_WITH_OWNER + " AND t.user_id = ? ORDER BY t.id", (user_id,))
     return [_token(row) for row in rows]
 
 
@@ -303,7 +287,7 @@ class TokenReader:
 # ---- roles: write units ------------------------------------------------------------
 
 
-def _role_tx(tx: Tx, role_id: int) -> dict[str, Any]:
+def _role_tx(tx: Tx, role_id: int) -> Role:
     row = tx.one(f"SELECT {ROLE_COLUMNS} FROM custom_roles WHERE id = ?", (role_id,))
     if row is None:
         raise NotFound("Role not found")
@@ -325,7 +309,7 @@ def _insert_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -
 
 
 def insert_role(tx: Tx, *, name: str, description: str | None, system_permissions: list[str],
-                permissions: list[dict[str, Any]], now: float) -> dict[str, Any]:
+                permissions: list[dict[str, Any]], now: float) -> Role:
     """Create a role with its permissions, all or nothing."""
     try:
         cur = tx.execute(
@@ -339,7 +323,7 @@ def insert_role(tx: Tx, *, name: str, description: str | None, system_permission
     return _role_tx(tx, cur.lastrowid)
 
 
-def update_role(tx: Tx, role_id: int, changes: dict[str, Any], now: float) -> dict[str, Any]:
+def update_role(tx: Tx, role_id: int, changes: dict[str, Any], now: float) -> Role:
     """Change a role's name, description and/or system permissions."""
     _role_tx(tx, role_id)
     columns = [c for c in ("name", "description", "system_permissions") if c in changes]
@@ -359,7 +343,7 @@ def delete_role(tx: Tx, role_id: int) -> None:
     tx.execute("DELETE FROM custom_roles WHERE id = ?", (role_id,))
 
 
-def add_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -> dict[str, Any]:
+def add_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -> Permission:
     """Add a permission to a role."""
     _role_tx(tx, role_id)
     perm_id = _insert_permission(tx, role_id, perm, now)
@@ -367,7 +351,7 @@ def add_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -> di
     return _permission_tx(tx, role_id, perm_id)
 
 
-def _permission_tx(tx: Tx, role_id: int, perm_id: int) -> dict[str, Any]:
+def _permission_tx(tx: Tx, role_id: int, perm_id: int) -> Permission:
     row = tx.one(f"SELECT {PERMISSION_COLUMNS} FROM custom_role_permissions"
                  " WHERE id = ? AND role_id = ?", (perm_id, role_id))
     if row is None:
@@ -376,7 +360,7 @@ def _permission_tx(tx: Tx, role_id: int, perm_id: int) -> dict[str, Any]:
 
 
 def set_permission_operations(tx: Tx, role_id: int, perm_id: int, operations: list[str],
-                              now: float) -> dict[str, Any]:
+                              now: float) -> Permission:
     """Replace the operations of one of a role's permissions."""
     _role_tx(tx, role_id)
     _permission_tx(tx, role_id, perm_id)
@@ -397,7 +381,7 @@ def delete_permission(tx: Tx, role_id: int, perm_id: int, now: float) -> None:
 # ---- roles: reads ------------------------------------------------------------------
 
 
-async def get_role(db: Database, role_id: int) -> dict[str, Any]:
+async def get_role(db: Database, role_id: int) -> Role:
     """Read one role with its permissions (404 if absent)."""
     row = await db.fetchone(f"SELECT {ROLE_COLUMNS} FROM custom_roles WHERE id = ?", (role_id,))
     if row is None:
@@ -407,12 +391,12 @@ async def get_role(db: Database, role_id: int) -> dict[str, Any]:
     return _role(row, [_permission(p) for p in perms])
 
 
-async def list_roles(db: Database) -> list[dict[str, Any]]:
+async def list_roles(db: Database) -> list[Role]:
     """List every role with its permissions, in id order (two queries, not one per role)."""
     roles = await db.fetchall(f"SELECT {ROLE_COLUMNS} FROM custom_roles ORDER BY id")
     perms = await db.fetchall(f"SELECT {PERMISSION_COLUMNS} FROM custom_role_permissions"
                               " ORDER BY id")
-    by_role: dict[int, list[dict[str, Any]]] = {}
+    by_role: dict[int, list[Permission]] = {}
     for perm in perms:
         by_role.setdefault(perm["role_id"], []).append(_permission(perm))
     return [_role(row, by_role.get(row["id"], [])) for row in roles]

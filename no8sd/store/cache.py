@@ -1,31 +1,40 @@
-"""A small read-through cache of decoded resource rows, kept exact by the single writer.
+"""Every in-memory copy of stored data, and the one place that decides when it is stale.
 
-Only this process writes the database (the file lock guarantees it), so the writer
-knows every row it changes: it invalidates those ids after each commit, before any
-caller hears that its write succeeded. A read that raced with a commit cannot put a
-stale row back, because an invalidation cancels the fill tokens of reads in flight.
-Everything here runs on the event loop thread.
+Two kinds of copies: decoded resource rows by id (a small LRU, with values derived from a
+row such as its serialised REST body), and whole small tables that are read on every
+request but rarely written (resource types, admission webhooks). The single writer tells
+this cache what each committed transaction touched (`committed`), before any caller hears
+that its write succeeded. Writes by another process (the `no8sd user` command on the same
+file, say) are noticed through SQLite's data_version and drop every copy (`clear`). A
+read that raced with a commit cannot put a stale copy back: invalidation cancels fills in
+flight. Everything here runs on the event loop thread.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
+
+from no8sd.store.rows import Resource
 
 T = TypeVar("T")
 
 
-class ResourceCache:
-    """LRU of resource dicts by id; callers must treat returned dicts as read-only."""
+class Cache:
+    """The store's caches; callers must treat what they get as read-only."""
 
-    def __init__(self, size: int = 2048) -> None:
-        self._size = size
-        self._rows: OrderedDict[int, dict[str, Any]] = OrderedDict()
+    def __init__(self, resource_rows: int = 2048) -> None:
+        self._size = resource_rows
+        self._rows: OrderedDict[int, Resource] = OrderedDict()
         self._filling: dict[int, object] = {}
         self._derived: dict[int, dict[str, Any]] = {}
+        self._tables: dict[str, tuple[int, Any]] = {}
+        self._versions: dict[str, int] = {}
 
-    def get(self, resource_id: int) -> dict[str, Any] | None:
+    # ---- resource rows ------------------------------------------------------------------
+
+    def resource(self, resource_id: int) -> Resource | None:
         """Return the cached row, or None."""
         row = self._rows.get(resource_id)
         if row is not None:
@@ -38,8 +47,8 @@ class ResourceCache:
         self._filling[resource_id] = token
         return token
 
-    def finish_fill(self, resource_id: int, token: object, row: dict[str, Any] | None) -> None:
-        """Store what the read found, unless a commit touched the id meanwhile."""
+    def finish_fill(self, resource_id: int, token: object, row: Resource | None) -> None:
+        """Keep what the read found, unless a commit touched the id meanwhile."""
         if self._filling.get(resource_id) is not token:
             return
         del self._filling[resource_id]
@@ -50,20 +59,46 @@ class ResourceCache:
             evicted, _ = self._rows.popitem(last=False)
             self._derived.pop(evicted, None)
 
-    def memo(self, row: dict[str, Any], name: str, compute: Callable[[dict[str, Any]], T]) -> T:
+    def memo(self, row: Resource, name: str, compute: Callable[[Resource], T]) -> T:
         """Return `compute(row)`, remembered with the cached row until it changes (e.g. the
         serialised REST body, so a GET of an unchanged resource serialises nothing)."""
-        resource_id = row["id"]
-        if self._rows.get(resource_id) is not row:
+        if self._rows.get(row.id) is not row:
             return compute(row)
-        slot = self._derived.setdefault(resource_id, {})
+        slot = self._derived.setdefault(row.id, {})
         if name not in slot:
             slot[name] = compute(row)
-        return slot[name]
+        return slot[name]  # type: ignore[no-any-return]
 
-    def invalidate(self, resource_ids: set[int]) -> None:
-        """Forget rows a commit changed and cancel reads of them in flight."""
+    # ---- whole small tables -------------------------------------------------------------
+
+    async def table(self, name: str, load: Callable[[], Awaitable[T]]) -> T:
+        """Return `await load()`, kept until a commit changes table `name`."""
+        version = self._versions.get(name, 0)
+        copy = self._tables.get(name)
+        if copy is not None and copy[0] == version:
+            return copy[1]  # type: ignore[no-any-return]
+        value = await load()
+        if self._versions.get(name, 0) == version:  # no commit changed it meanwhile
+            self._tables[name] = (version, value)
+        return value
+
+    # ---- invalidation -------------------------------------------------------------------
+
+    def committed(self, resource_ids: Iterable[int], tables: Iterable[str]) -> None:
+        """Forget what one committed transaction changed; cancel reads of it in flight."""
         for resource_id in resource_ids:
             self._rows.pop(resource_id, None)
             self._filling.pop(resource_id, None)
             self._derived.pop(resource_id, None)
+        for name in tables:
+            self._versions[name] = self._versions.get(name, 0) + 1
+            self._tables.pop(name, None)
+
+    def clear(self) -> None:
+        """Forget everything (another process wrote the file)."""
+        self._rows.clear()
+        self._filling.clear()
+        self._derived.clear()
+        for name in list(self._tables) + list(self._versions):
+            self._versions[name] = self._versions.get(name, 0) + 1
+        self._tables.clear()

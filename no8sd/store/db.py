@@ -14,8 +14,16 @@ which waits for the disk, runs on a helper thread; units arriving meanwhile form
 next batch. A batch stops taking units after a few milliseconds so the loop stays
 responsive.
 
+A unit can also be *previewed* (`preview`): it runs for real inside its SAVEPOINT and
+is then rolled back, so a dry run answers exactly what the write would have stored.
+
 Reads: a small pool of read-only aiosqlite connections. In WAL mode they see the last
-committed state and never wait behind the writer.
+committed state and never wait behind the writer. Cached copies of rows live in one
+`Cache` owned here (see cache.py).
+
+A database file belongs to one daemon at a time (an exclusive lock). The command line's
+short administrative changes open it *shared*: no lock, the same writer code, SQLite's
+busy timeout to queue behind the daemon's writer.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
@@ -37,27 +45,16 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from no8sd import background
 from no8sd.errors import StartupError, Unavailable
-from no8sd.store.cache import ResourceCache
+from no8sd.store.cache import Cache
+from no8sd.store.rows import Event, Resource
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_BATCH = 256
 BATCH_BUDGET = 0.008  # seconds of unit execution per batch before committing
-
-
-@dataclass
-class Event:
-    """A committed change, as appended to the event log and fanned out after commit."""
-
-    id: int
-    event_type: str
-    resource_id: int
-    resource_type_name: str
-    resource_type_version: str
-    data: str  # the JSON payload, serialised once
-    ts: float
 
 
 @dataclass
@@ -68,7 +65,7 @@ class Tx:
     events: list[Event] = field(default_factory=list)
     wake: set[str] = field(default_factory=set)  # resource type names with work due now
     touched: set[int] = field(default_factory=set)  # resource ids changed (cache invalidation)
-    rows: dict[int, Any] = field(default_factory=dict)  # resources already read in this unit
+    rows: dict[int, Resource] = field(default_factory=dict)  # resources read in this unit
     changed: set[str] = field(default_factory=set)  # small tables whose cached copies are stale
     revisions: dict[int, int] = field(default_factory=dict)  # writes per resource in this unit
     rendered: dict[int, tuple[int, str]] = field(default_factory=dict)  # resource id -> (rev, JSON)
@@ -89,6 +86,7 @@ class _Unit:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     future: asyncio.Future[Any]
+    preview: bool = False  # run, then roll back (a dry run)
 
 
 def _connect(path: str, *, synchronous: str) -> sqlite3.Connection:
@@ -142,12 +140,13 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class Database:
-    """Owns the database file: lock, writer thread, reader pool."""
+    """Owns the database file: lock, single writer, reader pool, caches."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
-                 readers: int = 2) -> None:
+                 readers: int = 2, shared: bool = False, cache_rows: int = 2048) -> None:
         self.path = str(path)
         self.synchronous = synchronous.upper()
+        self.shared = shared  # True: a short administrative session beside a daemon
         self._reader_count = readers
         self._lock_fd: int | None = None
         self._writer_conn: sqlite3.Connection | None = None
@@ -155,25 +154,21 @@ class Database:
         self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._committer: ThreadPoolExecutor | None = None
+        self._committing = False
         self._closing = False
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._reader_cycle: itertools.cycle[aiosqlite.Connection] | None = None
         self._on_commit: Callable[[list[Event], set[str]], None] | None = None
         self._closed = False
-        self.resource_cache = ResourceCache()
-        # Versions of small, rarely written tables (bumped after a commit that changed
-        # them), so their readers can keep an in-memory copy that is never stale.
-        self.table_versions: dict[str, int] = {}
-        self.table_copies: dict[str, tuple[int, Any]] = {}
+        self._data_version: int | None = None
+        self.cache = Cache(cache_rows)
 
     def on_commit(self, callback: Callable[[list[Event], set[str]], None]) -> None:
         """Call `callback(events, wake_types)` on the event loop after every commit."""
         self._on_commit = callback
 
     async def open(self) -> None:
-        """Lock the file, apply migrations, start the writer and open the readers."""
-        self._loop = asyncio.get_running_loop()
+        """Lock the file (unless shared), apply migrations, start the writer, open readers."""
         await asyncio.to_thread(self._open_sync)
         for _ in range(self._reader_count):
             reader = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True)
@@ -184,7 +179,7 @@ class Database:
         self._reader_cycle = itertools.cycle(self._readers)
         self._wakeup = asyncio.Event()
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="no8sd-commit")
-        self._writer = asyncio.create_task(self._writer_loop(), name="no8sd-writer")
+        self._writer = background.spawn(self._writer_loop(), name="no8sd-writer")
 
     def _open_sync(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -195,7 +190,10 @@ class Database:
             raise StartupError(f"cannot open database {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
+            locked = False
+        if not locked and not self.shared:
             os.close(fd)
             raise StartupError(
                 f"database {self.path} is in use by another running no8sd"
@@ -203,10 +201,16 @@ class Database:
         self._lock_fd = fd
         try:
             self._writer_conn = _connect(self.path, synchronous=self.synchronous)
-            result = self._writer_conn.execute("PRAGMA quick_check").fetchone()[0]
-            if result != "ok":
-                raise StartupError(f"database {self.path} is damaged: {result}")
-            migrate(self._writer_conn)
+            if locked:
+                result = self._writer_conn.execute("PRAGMA quick_check").fetchone()[0]
+                if result != "ok":
+                    raise StartupError(f"database {self.path} is damaged: {result}")
+                migrate(self._writer_conn)
+            else:
+                check_current(self._writer_conn, self.path)
+            if self.shared and locked:
+                # Nobody else uses the file: nothing to share it with while we work.
+                fcntl.flock(fd, fcntl.LOCK_UN)
         except sqlite3.DatabaseError as exc:
             self._release_sync()
             raise StartupError(f"cannot use database {self.path}: {exc}") from None
@@ -244,12 +248,14 @@ class Database:
         self._readers.clear()
         if self._writer_conn is not None:
             conn = self._writer_conn
+            owner = not self.shared
 
             def _finish() -> None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA optimize")
-                    # Fold the WAL back into the main file so a clean stop leaves one file.
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if owner:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA optimize")
+                        # Fold the WAL back into the main file so a clean stop leaves one file.
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._release_sync()
 
             await asyncio.to_thread(_finish)
@@ -258,31 +264,52 @@ class Database:
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(tx, *args, **kwargs)` in the single writer's transaction; return its result."""
+        return await self._submit(_Unit(fn, args, kwargs, self._future()))
+
+    async def preview(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a unit exactly as `write` would, then roll it back: nothing is stored,
+        announced or invalidated. Its result is what the write would have returned."""
+        return await self._submit(_Unit(fn, args, kwargs, self._future(), preview=True))
+
+    def _future(self) -> asyncio.Future[Any]:
         if self._closing or self._writer is None or self._writer.done():
             raise Unavailable("the store is closed")
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Unit(fn, args, kwargs, future))
+        return asyncio.get_running_loop().create_future()
+
+    async def _submit(self, unit: _Unit) -> Any:
+        self._pending.append(unit)
         assert self._wakeup is not None
         self._wakeup.set()
         # Shielded so a client that disconnects cannot leave a unit half-acknowledged: the
         # write finishes (or not) as a whole whatever happens to the awaiting handler.
-        return await asyncio.shield(future)
+        return await asyncio.shield(unit.future)
 
     async def _writer_loop(self) -> None:
         conn = self._writer_conn
         assert conn is not None and self._wakeup is not None
         loop = asyncio.get_running_loop()
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, outcomes = self._execute_batch(conn)
-                error = await loop.run_in_executor(self._committer, _commit, conn)
-                if error is not None:
-                    outcomes = [(False, error, None)] * len(batch)
-                self._finish_batch(batch, outcomes)
-            if self._closing:
-                return
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._pending:
+                    batch, outcomes = self._execute_batch(conn)
+                    self._committing = True
+                    try:
+                        error = await loop.run_in_executor(self._committer, _commit, conn)
+                    finally:
+                        self._committing = False
+                    if error is not None:
+                        outcomes = [(False, error, None)] * len(batch)
+                    self._finish_batch(batch, outcomes)
+                if self._closing:
+                    return
+        finally:
+            # Whatever stopped the writer, nobody may wait forever for a unit it took.
+            for unit in self._pending:
+                if not unit.future.done():
+                    unit.future.set_exception(Unavailable("the store's writer stopped"))
+            self._pending.clear()
 
     def _execute_batch(self, conn: sqlite3.Connection) -> tuple[list[_Unit], list[Any]]:
         """Begin a transaction and run waiting units in it (not yet committed)."""
@@ -290,6 +317,7 @@ class Database:
         outcomes: list[Any] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._notice_other_writers(conn)
         except sqlite3.Error as exc:
             error = _storage_error(exc)
             batch = list(self._pending)
@@ -305,6 +333,9 @@ class Database:
             try:
                 conn.execute("SAVEPOINT unit")
                 result = unit.fn(tx, *unit.args, **unit.kwargs)
+                if unit.preview:
+                    conn.execute("ROLLBACK TO unit")
+                    tx = None
                 conn.execute("RELEASE unit")
                 outcomes.append((True, result, tx))
             except Exception as exc:  # a failing unit must never take its batch down
@@ -323,10 +354,8 @@ class Database:
             if ok and tx is not None:
                 events.extend(tx.events)
                 wake |= tx.wake
-                if tx.touched:
-                    self.resource_cache.invalidate(tx.touched)
-                for table in tx.changed:
-                    self.table_versions[table] = self.table_versions.get(table, 0) + 1
+                if tx.touched or tx.changed:
+                    self.cache.committed(tx.touched, tx.changed)
                 for callback in tx.after_commit:
                     try:
                         callback()
@@ -344,6 +373,34 @@ class Database:
                 unit.future.set_result(value)
             else:
                 unit.future.set_exception(value)
+
+    # ---- other processes ----------------------------------------------------------
+
+    def _notice_other_writers(self, conn: sqlite3.Connection) -> None:
+        """Drop every cached copy if another connection committed since we last looked.
+
+        PRAGMA data_version changes only for commits made by *other* connections; ours
+        are invalidated precisely by `_finish_batch`.
+        """
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if self._data_version is not None and version != self._data_version:
+            log.debug("another process wrote %s; dropping cached copies", self.path)
+            self.cache.clear()
+        self._data_version = version
+
+    def check_other_writers(self) -> None:
+        """Before serving a cached copy: make sure no other process wrote meanwhile.
+
+        Skipped while our own transaction is open or committing: it holds the write lock,
+        and what came before it was checked when it began.
+        """
+        conn = self._writer_conn
+        if conn is None or self._committing or conn.in_transaction:
+            return
+        try:
+            self._notice_other_writers(conn)
+        except sqlite3.Error:
+            self.cache.clear()
 
     # ---- reads --------------------------------------------------------------------
 
@@ -365,16 +422,10 @@ class Database:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def cached_table(self, table: str, load: Callable[[], Any]) -> Any:
-        """Return `await load()`, kept in memory until a commit marks `table` changed."""
-        version = self.table_versions.get(table, 0)
-        copy = self.table_copies.get(table)
-        if copy is not None and copy[0] == version:
-            return copy[1]
-        value = await load()
-        if self.table_versions.get(table, 0) == version:  # no commit changed it meanwhile
-            self.table_copies[table] = (version, value)
-        return value
+    async def cached_table(self, table: str, load: Callable[[], Awaitable[T]]) -> T:
+        """Return `await load()`, kept in memory until a commit changes `table`."""
+        self.check_other_writers()
+        return await self.cache.table(table, load)
 
     async def ping(self) -> bool:
         """Answer whether the store can serve a read."""
@@ -383,6 +434,22 @@ class Database:
             return not self._closing and self._writer is not None and not self._writer.done()
         except Exception:
             return False
+
+
+def check_current(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a database whose schema is not the one this no8sd writes (shared sessions
+    cannot migrate: the daemon that holds the file would not expect it)."""
+    files = migration_files()
+    latest = files[-1][0] if files else 0
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > latest:
+        raise StartupError(
+            f"database schema version {current} is newer than this no8sd understands "
+            f"({latest}); upgrade no8sd or use another --db")
+    if current < latest:
+        raise StartupError(
+            f"database {path} is used by a running no8sd that has not upgraded its "
+            "schema; stop it or upgrade it first")
 
 
 def _commit(conn: sqlite3.Connection) -> Exception | None:

@@ -1,4 +1,8 @@
-"""SQL for resource types: write units (run by the single writer) and reads."""
+"""SQL for resource types: write units (run by the single writer) and reads.
+
+Every write asks for its type, so the (small) table is held in memory by the store's
+cache and re-read only after a commit changed it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,15 @@ import sqlite3
 from typing import Any
 
 from no8sd.errors import Conflict, NotFound
-from no8sd.records import decode_type, dumps
 from no8sd.store.db import Database, Tx
+from no8sd.store.rows import ResourceType, dumps
 
-_COLUMNS = "id, name, version, schema, description, status, metadata, created_at, updated_at"
+TABLE = "resource_types"
+_COLUMNS = ResourceType.COLUMNS
 
 
 def insert(tx: Tx, name: str, version: str, schema: dict[str, Any], description: str | None,
-           metadata: dict[str, Any], now: float) -> dict[str, Any]:
+           metadata: dict[str, Any], now: float) -> ResourceType:
     """Insert a resource type; a duplicate name/version is a Conflict."""
     try:
         cur = tx.execute(
@@ -23,64 +28,75 @@ def insert(tx: Tx, name: str, version: str, schema: dict[str, Any], description:
         )
     except sqlite3.IntegrityError:
         raise Conflict(f"Resource type {name}/{version} already exists") from None
-    return _get(tx, cur.lastrowid)
+    tx.changed.add(TABLE)
+    return get_tx(tx, cur.lastrowid)
 
 
-def update(tx: Tx, type_id: int, changes: dict[str, Any], now: float) -> dict[str, Any]:
+def update(tx: Tx, type_id: int, changes: dict[str, Any], now: float) -> ResourceType:
     """Apply a partial update (schema, description, status, metadata)."""
-    current = _get(tx, type_id)
+    current = get_tx(tx, type_id)
     values = {key: changes[key] for key in ("schema", "description", "status", "metadata")
               if key in changes}
-    if any(current[key] != value for key, value in values.items()):
+    if any(getattr(current, key) != value for key, value in values.items()):
         tx.execute(
             "UPDATE resource_types SET schema = ?, description = ?, status = ?, metadata = ?,"
             " updated_at = ? WHERE id = ?",
             (
-                dumps(values.get("schema", current["schema"])),
-                values.get("description", current["description"]),
-                values.get("status", current["status"]),
-                dumps(values.get("metadata", current["metadata"])),
+                dumps(values.get("schema", current.schema)),
+                values.get("description", current.description),
+                values.get("status", current.status),
+                dumps(values.get("metadata", current.metadata)),
                 now,
                 type_id,
             ),
         )
-    return _get(tx, type_id)
+        tx.changed.add(TABLE)
+    return get_tx(tx, type_id)
 
 
 def delete(tx: Tx, type_id: int) -> None:
     """Delete a resource type; refused while any resource still uses it."""
-    _get(tx, type_id)
-    used = tx.one("SELECT COUNT(*) FROM resources WHERE resource_type_id = ?", (type_id,))[0]
+    get_tx(tx, type_id)
+    row = tx.one("SELECT COUNT(*) FROM resources WHERE resource_type_id = ?", (type_id,))
+    used = row[0] if row is not None else 0
     if used:
         raise Conflict(f"Cannot delete: {used} resource(s) still reference this type")
     tx.execute("DELETE FROM resource_types WHERE id = ?", (type_id,))
+    tx.changed.add(TABLE)
 
 
-def _get(tx: Tx, type_id: int) -> dict[str, Any]:
+def get_tx(tx: Tx, type_id: int) -> ResourceType:
+    """Read one resource type inside a unit (404 if absent)."""
     row = tx.one(f"SELECT {_COLUMNS} FROM resource_types WHERE id = ?", (type_id,))
     if row is None:
         raise NotFound("Resource type not found")
-    return decode_type(row)
+    return ResourceType.from_row(row)
 
 
-async def get(db: Database, type_id: int) -> dict[str, Any]:
+async def _all(db: Database) -> dict[tuple[str, str], ResourceType]:
+    async def load() -> dict[tuple[str, str], ResourceType]:
+        rows = await db.fetchall(f"SELECT {_COLUMNS} FROM resource_types")
+        found = [ResourceType.from_row(row) for row in rows]
+        return {(t.name, t.version): t for t in found}
+
+    return await db.cached_table(TABLE, load)
+
+
+async def get(db: Database, type_id: int) -> ResourceType:
     """Read one resource type by id."""
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM resource_types WHERE id = ?", (type_id,))
-    if row is None:
-        raise NotFound("Resource type not found")
-    return decode_type(row)
+    for found in (await _all(db)).values():
+        if found.id == type_id:
+            return found
+    raise NotFound("Resource type not found")
 
 
-async def get_by_name(db: Database, name: str, version: str) -> dict[str, Any] | None:
+async def get_by_name(db: Database, name: str, version: str) -> ResourceType | None:
     """Read one resource type by name and version, or None."""
-    row = await db.fetchone(
-        f"SELECT {_COLUMNS} FROM resource_types WHERE name = ? AND version = ?", (name, version)
-    )
-    return decode_type(row) if row is not None else None
+    return (await _all(db)).get((name, version))
 
 
 async def list_types(db: Database, *, name: str | None, status: str | None, limit: int,
-                     offset: int) -> list[dict[str, Any]]:
+                     offset: int) -> list[ResourceType]:
     """List resource types ordered by name, then version."""
     where, params = [], []
     if name is not None:
@@ -95,4 +111,4 @@ async def list_types(db: Database, *, name: str | None, status: str | None, limi
         " LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
-    return [decode_type(row) for row in rows]
+    return [ResourceType.from_row(row) for row in rows]

@@ -1,4 +1,8 @@
-"""SQL for admission webhooks: write units (run by the single writer) and reads."""
+"""SQL for admission webhooks: write units (run by the single writer) and reads.
+
+Every resource write asks which webhooks apply, so the (small) table is held in memory
+by the store's cache and re-read only after a commit changed it.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +12,25 @@ from typing import Any
 
 from no8sd.errors import Conflict, NotFound
 from no8sd.store.db import Database, Tx
-from no8sd.timeutil import iso
-
-_COLUMNS = ("id, name, webhook_url, webhook_type, operations, resource_type_name,"
-            " resource_type_version, timeout_seconds, failure_policy, ordering, created_at,"
-            " updated_at")
-FIELDS = ("name", "webhook_url", "webhook_type", "operations", "resource_type_name",
-          "resource_type_version", "timeout_seconds", "failure_policy", "ordering")
-NOT_FOUND = "Admission webhook not found"
-
-
-def decode(row: sqlite3.Row) -> dict[str, Any]:
-    """Turn an admission_webhooks row into its REST record (ISO times)."""
-    record = dict(row)
-    record["operations"] = json.loads(record["operations"])
-    record["created_at"] = iso(record["created_at"])
-    record["updated_at"] = iso(record["updated_at"])
-    return record
-
+from no8sd.store.rows import Webhook
 
 TABLE = "admission_webhooks"
+FIELDS = Webhook.FIELDS
+NOT_FOUND = "Admission webhook not found"
+_COLUMNS = Webhook.COLUMNS
 
 
 def _duplicate(name: str) -> Conflict:
     return Conflict(f"Admission webhook '{name}' already exists")
 
 
-def insert(tx: Tx, fields: dict[str, Any], now: float) -> dict[str, Any]:
+def _encode(field: str, value: Any) -> Any:
+    return json.dumps(value) if field == "operations" else value
+
+
+def insert(tx: Tx, fields: dict[str, Any], now: float) -> Webhook:
     """Insert a webhook; a duplicate name is a Conflict."""
-    values = [json.dumps(fields[f]) if f == "operations" else fields[f] for f in FIELDS]
+    values = [_encode(f, fields[f]) for f in FIELDS]
     try:
         cur = tx.execute(
             f"INSERT INTO admission_webhooks ({', '.join(FIELDS)}, created_at, updated_at)"
@@ -47,12 +41,12 @@ def insert(tx: Tx, fields: dict[str, Any], now: float) -> dict[str, Any]:
     return _get(tx, cur.lastrowid)
 
 
-def update(tx: Tx, webhook_id: int, changes: dict[str, Any], now: float) -> dict[str, Any]:
+def update(tx: Tx, webhook_id: int, changes: dict[str, Any], now: float) -> Webhook:
     """Apply a partial update; keys present in `changes` are written (None included)."""
     _get(tx, webhook_id)
     columns = [f for f in FIELDS if f in changes]
     if columns:
-        values = [json.dumps(changes[f]) if f == "operations" else changes[f] for f in columns]
+        values = [_encode(f, changes[f]) for f in columns]
         try:
             tx.execute(
                 f"UPDATE admission_webhooks SET {', '.join(f'{c} = ?' for c in columns)},"
@@ -70,53 +64,41 @@ def delete(tx: Tx, webhook_id: int) -> None:
     tx.changed.add(TABLE)
 
 
-def _get(tx: Tx, webhook_id: int) -> dict[str, Any]:
+def _get(tx: Tx, webhook_id: int) -> Webhook:
     row = tx.one(f"SELECT {_COLUMNS} FROM admission_webhooks WHERE id = ?", (webhook_id,))
     if row is None:
         raise NotFound(NOT_FOUND)
-    return decode(row)
+    return Webhook.from_row(row)
 
 
-async def get(db: Database, webhook_id: int) -> dict[str, Any]:
+async def all_webhooks(db: Database) -> list[Webhook]:
+    """Every webhook in chain order (mutating before validating, then by ordering)."""
+
+    async def load() -> list[Webhook]:
+        rows = await db.fetchall(f"SELECT {_COLUMNS} FROM admission_webhooks"
+                                 " ORDER BY webhook_type, ordering, id")
+        return [Webhook.from_row(row) for row in rows]
+
+    return await db.cached_table(TABLE, load)
+
+
+async def get(db: Database, webhook_id: int) -> Webhook:
     """Read one webhook by id."""
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM admission_webhooks WHERE id = ?",
-                            (webhook_id,))
-    if row is None:
-        raise NotFound(NOT_FOUND)
-    return decode(row)
+    for hook in await all_webhooks(db):
+        if hook.id == webhook_id:
+            return hook
+    raise NotFound(NOT_FOUND)
 
 
 async def list_webhooks(db: Database, *, type_name: str | None, version: str | None,
-                        webhook_type: str | None) -> list[dict[str, Any]]:
+                        webhook_type: str | None) -> list[Webhook]:
     """List webhooks (exact-match filters), mutating before validating, then by ordering."""
-    where, params = [], []
-    for column, value in (("resource_type_name", type_name),
-                          ("resource_type_version", version), ("webhook_type", webhook_type)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
-    rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM admission_webhooks {clause}"
-        " ORDER BY webhook_type, ordering, id", params)
-    return [decode(row) for row in rows]
+    return [hook for hook in await all_webhooks(db)
+            if (type_name is None or hook.resource_type_name == type_name)
+            and (version is None or hook.resource_type_version == version)
+            and (webhook_type is None or hook.webhook_type == webhook_type)]
 
 
-async def chain_for(db: Database, operation: str, type_name: str,
-                    version: str) -> list[dict[str, Any]]:
-    """The webhooks that apply to one operation on one type/version, in chain order.
-
-    Every write asks this, so the (small) table is kept in memory and re-read only after
-    a commit changed it.
-    """
-
-    async def load() -> list[dict[str, Any]]:
-        rows = await db.fetchall(f"SELECT {_COLUMNS} FROM admission_webhooks"
-                                 " ORDER BY webhook_type, ordering, id")
-        return [decode(row) for row in rows]
-
-    hooks = await db.cached_table(TABLE, load)
-    return [hook for hook in hooks
-            if hook["resource_type_name"] in (None, type_name)
-            and hook["resource_type_version"] in (None, version)
-            and operation in hook["operations"]]
+async def chain_for(db: Database, operation: str, type_name: str, version: str) -> list[Webhook]:
+    """The webhooks that apply to one operation on one type/version, in chain order."""
+    return [hook for hook in await all_webhooks(db) if hook.matches(operation, type_name, version)]

@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from no8sd import credentials
+from no8sd.core import credentials
 
 ADMIN = ("bench", "bench-password-123")
 

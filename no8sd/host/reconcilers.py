@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
-from no8sd.plugins.base import ReconcilerPlugin
-from no8sd.plugins.context import PluginServices, ReconcilerContext
-from no8sd.plugins.watchdog import LoopWatchdog
+from no8sd.host import discovery
+from no8sd.host.context import PluginContext, PluginServices
+from no8sd.host.discovery import LoadError, Origin
+from no8sd.host.watchdog import LoopWatchdog
+from no8sd.plugins.reconciler import ReconcilerPlugin
 
 log = logging.getLogger("no8sd.plugins")
 
@@ -39,10 +39,10 @@ class PluginState:
     resource_types: list[str]
     source: str
     plugin: ReconcilerPlugin
-    state: str = "registered"  # registered | running | restarting | crashed | stopped
+    state: str = "registered"  # registered | running | crashed | stopped
     last_error: str | None = None
     restart_count: int = 0
-    context: ReconcilerContext | None = None
+    context: PluginContext | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def describe(self) -> dict[str, Any]:
@@ -56,33 +56,6 @@ class PluginState:
             "last_error": self.last_error,
             "restart_count": self.restart_count,
         }
-
-
-@dataclass
-class LoadError:
-    """A plugin that could not be registered, and why."""
-
-    source: str
-    error: str
-
-
-def load_class(spec: str) -> type:
-    """Import `module:Class` (or `module.Class`) and return the class."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep:
-        module_name, _, attr = spec.rpartition(".")
-    if not module_name or not attr:
-        raise ValueError(f"plugin must be given as module:Class, got {spec!r}")
-    module = importlib.import_module(module_name)
-    obj: Any = module
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _distribution_version(ep: metadata.EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return getattr(dist, "version", None) or "unknown"
 
 
 class PluginHost:
@@ -103,26 +76,23 @@ class PluginHost:
 
     # ---- discovery ------------------------------------------------------------------
 
-    def discover(self, *, entry_points: bool = True, extra: list[str] = (),
-                 instances: list[ReconcilerPlugin] = ()) -> None:
+    def discover(self, *, entry_points: bool = True, extra: list[str] | tuple[str, ...] = (),
+                 instances: list[ReconcilerPlugin] | tuple[ReconcilerPlugin, ...] = ()) -> None:
         """Register plugins from entry points, `module:Class` specs and ready instances."""
-        if entry_points:
-            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                self._try(f"entry point {ep.name} ({ep.value})", ep.name,
-                          lambda ep=ep: ep.load()(), _distribution_version(ep))
-        for spec in extra:
-            self._try(f"--plugin {spec}", spec, lambda spec=spec: load_class(spec)(), "local")
-        for instance in instances:
-            self._try(f"instance {type(instance).__name__}", type(instance).__name__,
-                      lambda instance=instance: instance, "local")
 
-    def _try(self, source: str, label: str, make: Any, version: str) -> None:
-        try:
-            plugin = make()
-            self.register(plugin, source=source, version=version)
-        except Exception as exc:
-            log.error("Could not load reconciler plugin %s: %s", label, exc)
-            self.errors.append(LoadError(source, f"{type(exc).__name__}: {exc}"))
+        def make(cls: Any, origin: Origin) -> None:
+            self.register(cls(), source=origin.source, version=origin.version)
+
+        discovery.discover(ENTRY_POINT_GROUP, "reconciler plugin", make,
+                           entry_points=entry_points, specs=extra, errors=self.errors)
+        for instance in instances:
+            source = f"instance {type(instance).__name__}"
+            try:
+                self.register(instance, source=source, version="local")
+            except Exception as exc:
+                log.error("Could not load reconciler plugin %s: %s",
+                          type(instance).__name__, exc)
+                self.errors.append(LoadError(source, f"{type(exc).__name__}: {exc}"))
 
     def register(self, plugin: ReconcilerPlugin, *, source: str = "local",
                  version: str = "unknown") -> PluginState:
@@ -159,8 +129,8 @@ class PluginHost:
         """Start every registered plugin in its own supervised task."""
         self.shutdown_event.clear()
         for state in self.plugins.values():
-            state.context = ReconcilerContext(services, state.name, state.resource_types,
-                                              self.shutdown_event)
+            state.context = PluginContext(services, state.name, state.resource_types,
+                                          self.shutdown_event)
             state.task = asyncio.create_task(self._supervise(state),
                                              name=f"plugin:{state.name}")
         if self.watchdog is not None:

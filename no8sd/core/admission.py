@@ -16,15 +16,17 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 import jsonpatch
 
-from no8sd.errors import Forbidden
-from no8sd.records import resource_event_data
+from no8sd.errors import Forbidden, Unprocessable
 from no8sd.store import webhooks as store
 from no8sd.store.db import Database
+from no8sd.store.rows import Webhook
+from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("no8sd.admission")
 
@@ -56,13 +58,16 @@ class AdmissionChain:
 
     async def __call__(self, operation: str, resource: dict[str, Any],
                        old_resource: dict[str, Any] | None) -> dict[str, Any]:
-        """Run the chain; return the (possibly mutated) spec or raise Forbidden."""
+        """Run the chain; return the (possibly mutated) spec or raise Forbidden.
+
+        `old_resource` is the stored record as the API shows it without plugin_config.
+        """
         hooks = await store.chain_for(self.db, operation, resource["resource_type_name"],
                                       resource["resource_type_version"])
-        spec = resource["spec"]
+        spec: dict[str, Any] = resource["spec"]
         if not hooks:
             return spec
-        old_view = resource_event_data(old_resource) if old_resource is not None else None
+        old_view = old_resource
         for hook in hooks:
             body = {
                 "operation": operation,
@@ -72,33 +77,33 @@ class AdmissionChain:
             try:
                 answer = await self._call(hook, body)
                 allowed = answer.get("allowed") is True
-                if allowed and hook["webhook_type"] == "mutating":
+                if allowed and hook.webhook_type == "mutating":
                     spec = apply_patches(spec, answer.get("patches"))
             except CallError as exc:
-                if hook["failure_policy"] == "Ignore":
+                if hook.failure_policy == "Ignore":
                     log.warning("Admission webhook %s failed, ignored by its policy: %s",
-                                hook["name"], exc)
+                                hook.name, exc)
                     continue
-                raise Forbidden(f"Admission webhook {hook['name']} failed: {exc}") from None
+                raise Forbidden(f"Admission webhook {hook.name} failed: {exc}") from None
             if not allowed:
                 message = answer.get("message")
                 if not isinstance(message, str) or not message:
-                    message = f"Denied by {hook['webhook_type']} webhook {hook['name']}"
+                    message = f"Denied by {hook.webhook_type} webhook {hook.name}"
                 raise Forbidden(message[:2000])
         return spec
 
-    async def _call(self, hook: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, hook: Webhook, body: dict[str, Any]) -> dict[str, Any]:
         if self._session is None:
             raise CallError("the admission client is not running")
-        timeout = aiohttp.ClientTimeout(total=hook["timeout_seconds"])
+        timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
         try:
-            async with self._session.post(hook["webhook_url"], json=body, timeout=timeout,
+            async with self._session.post(hook.webhook_url, json=body, timeout=timeout,
                                           allow_redirects=False) as resp:
                 if resp.status >= 500:
                     raise CallError(f"HTTP {resp.status}")
                 raw = await _read_bounded(resp)
         except TimeoutError:
-            raise CallError(f"timed out after {hook['timeout_seconds']}s") from None
+            raise CallError(f"timed out after {hook.timeout_seconds}s") from None
         except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL aiohttp rejects
             raise CallError(f"{type(exc).__name__}: {exc}") from None
         try:
@@ -148,3 +153,83 @@ def apply_patches(spec: dict[str, Any], patches: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise CallError("invalid patch: the patched spec is not a JSON object")
     return result
+
+
+# ---- managing the webhooks ------------------------------------------------------------
+
+OPERATIONS: Final = ("CREATE", "UPDATE", "DELETE")
+MIN_TIMEOUT, MAX_TIMEOUT = 1, 30
+NULLABLE: Final = ("resource_type_name", "resource_type_version")
+
+
+def check_fields(body: dict[str, Any]) -> None:
+    """Apply the upstream field rules, each with its own message (422)."""
+    if body.get("webhook_url") is not None:
+        try:
+            url = urlsplit(body["webhook_url"])
+            url.port  # noqa: B018 - raises ValueError for a port out of range
+            valid = url.scheme in ("http", "https") and bool(url.hostname)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise Unprocessable("webhook_url must be an http:// or https:// URL")
+    if body.get("webhook_type") is not None and \
+            body["webhook_type"] not in ("validating", "mutating"):
+        raise Unprocessable("webhook_type must be 'validating' or 'mutating'")
+    for op in body.get("operations") or ():
+        if op not in OPERATIONS:
+            raise Unprocessable(f"Invalid operation '{op}'. Must be one of: "
+                                f"{', '.join(OPERATIONS)}")
+    if body.get("failure_policy") is not None and body["failure_policy"] not in ("Fail", "Ignore"):
+        raise Unprocessable("failure_policy must be 'Fail' or 'Ignore'")
+    timeout = body.get("timeout_seconds")
+    if timeout is not None and not MIN_TIMEOUT <= timeout <= MAX_TIMEOUT:
+        raise Unprocessable(f"timeout_seconds must be between {MIN_TIMEOUT} and {MAX_TIMEOUT}")
+
+
+class Webhooks:
+    """Register, change, delete and list admission webhooks."""
+
+    def __init__(self, db: Database, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def create(self, body: dict[str, Any]) -> Webhook:
+        """Register a webhook; absent fields take their defaults."""
+        check_fields(body)
+        fields = {
+            "name": body["name"], "webhook_url": body["webhook_url"],
+            "webhook_type": body["webhook_type"],
+            # Duplicates would only make the webhook match twice as often; keep one of each.
+            "operations": list(dict.fromkeys(body["operations"])),
+            "resource_type_name": body.get("resource_type_name"),
+            "resource_type_version": body.get("resource_type_version"),
+            "timeout_seconds": body.get("timeout_seconds", 10),
+            "failure_policy": body.get("failure_policy", "Fail"),
+            "ordering": body.get("ordering", 0),
+        }
+        return await self.db.write(store.insert, fields, self.clock.now())
+
+    async def update(self, webhook_id: int, body: dict[str, Any]) -> Webhook:
+        """Change fields; null leaves a field unchanged, except the two type filters, where
+        null makes the webhook apply to every type (or version) again."""
+        check_fields(body)
+        changes = {k: v for k, v in body.items()
+                   if k in store.FIELDS and (v is not None or k in NULLABLE)}
+        if "operations" in changes:
+            changes["operations"] = list(dict.fromkeys(changes["operations"]))
+        return await self.db.write(store.update, webhook_id, changes, self.clock.now())
+
+    async def delete(self, webhook_id: int) -> None:
+        """Delete a webhook; it stops applying at once."""
+        await self.db.write(store.delete, webhook_id)
+
+    async def get(self, webhook_id: int) -> Webhook:
+        """One webhook by id (404 if absent)."""
+        return await store.get(self.db, webhook_id)
+
+    async def list(self, *, type_name: str | None = None, version: str | None = None,
+                   webhook_type: str | None = None) -> list[Webhook]:
+        """Webhooks in chain order, filtered exactly."""
+        return await store.list_webhooks(self.db, type_name=type_name, version=version,
+                                         webhook_type=webhook_type)

@@ -1,28 +1,29 @@
-"""ReconcilerContext: a plugin's only handle on the daemon.
+"""The ReconcilerContext a plugin is given: the daemon's side of the contract.
 
-Each plugin gets its own context, scoped to the resource types it owns: it can read
-due work and change status, conditions, finalizers and outputs of those resources,
-and nothing else. Every method is one write unit in the store, so a status, its
+Each plugin gets its own context, scoped to the resource types it owns: it can claim due
+work and change status, conditions, finalizers and outputs of those resources, and
+nothing else. Every method is one write unit (no8sd.core.changes), so a status, its
 standard conditions, its next due time and its event always change together.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from no8sd import lifecycle
-from no8sd.events import Hub
-from no8sd.plugins.base import ReconcileResult
-from no8sd.records import resource_plugin
+from no8sd.core import changes
+from no8sd.core.hub import Hub
+from no8sd.core.views import resource_plugin
+from no8sd.plugins.reconciler import ReconcilerContext, ReconcileResult, ResourceRecord
 from no8sd.store import resources as store
 from no8sd.store.db import Database, Tx
-from no8sd.timeutil import now
+from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +32,19 @@ MAX_FETCH = 1000
 
 @dataclass
 class PluginServices:
-    """What the host hands every context: the store, the hub and the rules."""
+    """What the host hands every context: the store, the hub, the rules and the clock."""
 
     db: Database
     hub: Hub
     rules: lifecycle.Scheduling = field(default_factory=lifecycle.Scheduling)
     history_limit: int = 100
-    get_action_plugin: Callable[[str], Any] | None = None
-    get_secret_store: Callable[[], Any] | None = None
+    clock: Clock = SYSTEM_CLOCK
+    get_action_plugin: Callable[[str], Awaitable[Any]] | None = None
+    get_secret_store: Callable[[], Awaitable[Any]] | None = None
 
 
-@dataclass
-class _Reconcile:
-    """Per-reconcile notes kept in a contextvar by BaseReconciler."""
-
-    resource_id: int
-    status_written: bool = False
-
-
-_current: contextvars.ContextVar[_Reconcile | None] = contextvars.ContextVar(
-    "no8sd_current_reconcile", default=None
-)
-
-
-class ReconcilerContext:
-    """The API a reconciler plugin uses to read due work and report what it did."""
+class PluginContext(ReconcilerContext):
+    """The context of one reconciler plugin."""
 
     def __init__(self, services: PluginServices, plugin_name: str, resource_types: list[str],
                  shutdown_event: asyncio.Event) -> None:
@@ -67,15 +56,19 @@ class ReconcilerContext:
         self.event_bus = None  # upstream attribute; events reach plugins as wake-ups instead
         self.last_activity: float | None = None
 
+    @property
+    def _clock(self) -> Clock:
+        return self._services.clock
+
     # ---- the upstream methods --------------------------------------------------------
 
     async def get_resources_needing_reconciliation(
         self, resource_type_names: list[str] | None = None, limit: int = 10
-    ) -> list[dict[str, Any]]:
+    ) -> list[ResourceRecord]:
         """Hand out due resources of this plugin's types, each leased to the caller."""
         types = self._wanted_types(resource_type_names)
         limit = max(0, min(int(limit), MAX_FETCH))
-        return await self._claim(types, limit, frozenset(), routine_slots=limit // 4)
+        return await self._claim(types, limit, frozenset(), limit // 4)
 
     async def update_status(self, resource_id: int, status: str, message: str = "",
                             observed_generation: int | None = None) -> None:
@@ -86,12 +79,9 @@ class ReconcilerContext:
                              f"{', '.join(lifecycle.STATUSES)}")
         if status == lifecycle.DELETING:
             raise ValueError("status 'deleting' is set by the daemon when a resource is deleted")
-        await self._write(store.set_status, resource_id, status=status, message=message,
-                          observed_generation=_opt_int(observed_generation), now=now(),
-                          rules=self._services.rules)
-        current = _current.get()
-        if current is not None and current.resource_id == resource_id:
-            current.status_written = True
+        await self._write(changes.set_status, resource_id, status=status, message=message,
+                          observed_generation=_opt_int(observed_generation),
+                          now=self._clock.now(), rules=self._services.rules)
 
     async def set_condition(self, resource_id: int, condition_type: str, status: str,
                             reason: str, message: str = "",
@@ -102,17 +92,20 @@ class ReconcilerContext:
                              f"{', '.join(lifecycle.CONDITION_STATUSES)}, not {status!r}")
         if condition_type in lifecycle.STANDARD_CONDITIONS:
             log.debug("%s sets standard condition %s itself", self.plugin_name, condition_type)
-        await self._write(store.set_condition, resource_id, ctype=str(condition_type),
+        await self._write(changes.set_condition, resource_id, ctype=str(condition_type),
                           status=status, reason=str(reason), message=str(message or ""),
-                          observed_generation=_opt_int(observed_generation), now=now())
+                          observed_generation=_opt_int(observed_generation),
+                          now=self._clock.now())
 
     async def record_reconciliation(self, resource_id: int, result: ReconcileResult,
                                     duration_seconds: float | None = None,
                                     trigger_reason: str | None = None,
                                     drift_detected: bool = False) -> None:
         """Write a history entry; `result.requeue_after` sets the next due time."""
-        await self._write(store.record, resource_id, **self._record_args(
-            result, duration_seconds, trigger_reason, drift_detected))
+        success, message = _outcome(result)
+        await self._write(changes.record, resource_id, success=success, message=message,
+                          **self._record_args(result, duration_seconds, trigger_reason,
+                                              drift_detected))
 
     async def get_action_plugin(self, name: str) -> Any:
         """Return the named action plugin, initialised with its configuration."""
@@ -126,68 +119,80 @@ class ReconcilerContext:
         getter = self._services.get_secret_store
         if getter is None:
             raise KeyError(f"Secret '{key}' not found: no secret store is configured")
-        return await (await getter()).get_secret(key)
+        secret: str = await (await getter()).get_secret(key)
+        return secret
 
     async def add_finalizer(self, resource_id: int, finalizer: str) -> None:
         """Add a finalizer if it is not there yet."""
-        await self._write(store.add_finalizer, resource_id, str(finalizer), now())
+        await self._write(changes.add_finalizer, resource_id, str(finalizer), self._clock.now())
 
     async def remove_finalizer(self, resource_id: int, finalizer: str) -> None:
         """Remove a finalizer (every occurrence)."""
-        await self._write(store.remove_finalizer, resource_id, str(finalizer), self.plugin_name,
-                          now())
+        await self._write(changes.remove_finalizer, resource_id, str(finalizer),
+                          self.plugin_name, self._clock.now())
 
     async def get_finalizers(self, resource_id: int) -> list[str]:
         """List a resource's finalizers ([] if it no longer exists)."""
-        return await store.get_finalizers(self._services.db, int(resource_id))
+        return await store.finalizers(self._services.db, int(resource_id))
 
     async def hard_delete_resource(self, resource_id: int) -> bool:
         """Remove a deleting resource with no finalizers left; False otherwise."""
-        return bool(await self._write(store.hard_delete, resource_id, now()))
+        return bool(await self._write(changes.hard_delete, resource_id, self._clock.now()))
 
     async def update_outputs(self, resource_id: int, outputs: dict[str, Any]) -> None:
         """Replace the resource's outputs (shown at /outputs and on the record)."""
         if not isinstance(outputs, dict):
             raise TypeError("outputs must be a dict")
-        await self._write(store.set_outputs, resource_id, dict(outputs), now())
+        await self._write(changes.set_outputs, resource_id, dict(outputs), self._clock.now())
 
-    # ---- used by BaseReconciler -------------------------------------------------------
+    # ---- the standard loop's building blocks -----------------------------------------
 
-    async def _claim(self, types: list[str], limit: int, exclude: frozenset[int], *,
-                     routine_slots: int) -> list[dict[str, Any]]:
-        if not types or limit <= 0:
-            return []
-        self.last_activity = now()
-        claimed = await self._services.db.write(
-            _claim_unit, types, limit, exclude, routine_slots, self._services.rules)
-        return [resource_plugin(r) for r in claimed]
+    @property
+    def reconcile_timeout(self) -> float:
+        """Seconds one reconcile may take (the daemon's --reconcile-timeout)."""
+        return self._services.rules.reconcile_timeout
 
-    async def _finish(self, resource: dict[str, Any], result: ReconcileResult, *,
-                      status: str | None, duration_seconds: float, release: bool) -> None:
-        """Write the final status (if the plugin did not), release a finished deletion and
-        record history, as one change."""
-        await self._write(
-            _finish_unit, resource["id"], status, result.message, resource["generation"],
-            release, self.plugin_name,
-            self._record_args(result, duration_seconds, None, False),
-        )
+    async def claim(self, limit: int, *, exclude: frozenset[int] = frozenset(),
+                    routine_slots: int = 0) -> list[ResourceRecord]:
+        """Hand out up to `limit` due resources of this plugin's types."""
+        return await self._claim(self._types, max(0, int(limit)), frozenset(exclude),
+                                 routine_slots)
 
-    async def _next_due(self) -> float | None:
-        return await store.next_due(self._services.db, self._types)
+    async def finish_reconcile(self, resource: ResourceRecord, result: ReconcileResult, *,
+                               duration_seconds: float, errored: bool = False) -> None:
+        """Record one reconcile of a claimed resource (see the contract), as one change."""
+        success, message = _outcome(result)
+        await self._write(changes.finish, resource["id"], success=success, message=message,
+                          errored=errored, plugin=self.plugin_name,
+                          record_args=self._record_args(result, duration_seconds, None, False))
 
-    def _add_waker(self, waker: asyncio.Event) -> None:
-        self._services.hub.add_waker(self._types, waker)
+    async def seconds_until_due(self) -> float | None:
+        """Seconds until this plugin's next resource is due (0 when one is due now)."""
+        due = await store.next_due(self._services.db, self._types,
+                                   (lifecycle.URGENT, lifecycle.ROUTINE))
+        return None if due is None else max(0.0, due - self._clock.now())
 
-    def _remove_waker(self, waker: asyncio.Event) -> None:
-        self._services.hub.remove_waker(self._types, waker)
-
-    @staticmethod
-    def _track(resource_id: int) -> _Reconcile:
-        note = _Reconcile(resource_id)
-        _current.set(note)
-        return note
+    @contextlib.contextmanager
+    def work_doorbell(self) -> Iterator[asyncio.Event]:
+        """An event set whenever work of this plugin's types becomes due now."""
+        bell = asyncio.Event()
+        self._services.hub.add_waker(self._types, bell)
+        try:
+            yield bell
+        finally:
+            self._services.hub.remove_waker(self._types, bell)
 
     # ---- plumbing --------------------------------------------------------------------
+
+    async def _claim(self, types: list[str], limit: int, exclude: frozenset[int],
+                     routine_slots: int) -> list[ResourceRecord]:
+        if not types or limit <= 0:
+            return []
+        self.last_activity = self._clock.now()
+        claimed = await self._services.db.write(
+            changes.claim, types=types, limit=limit, exclude=exclude, now=self._clock.now(),
+            rules=self._services.rules, routine_slots=routine_slots)
+        return [resource_plugin(r) for r in claimed]  # type: ignore[misc]
 
     def _wanted_types(self, names: list[str] | None) -> list[str]:
         if names is None:
@@ -207,8 +212,6 @@ class ReconcilerContext:
                                         math.isfinite(requeue)):
             raise ValueError("requeue_after must be a number of seconds")
         return {
-            "success": bool(getattr(result, "success", False)),
-            "message": str(getattr(result, "message", "") or ""),
             "duration_seconds": None if duration_seconds is None else float(duration_seconds),
             "trigger_reason": trigger_reason,
             "drift_detected": bool(drift_detected),
@@ -219,15 +222,20 @@ class ReconcilerContext:
                 int(getattr(result, "resources_deleted", 0) or 0),
             ),
             "history_limit": self._services.history_limit,
-            "now": now(),
+            "now": self._clock.now(),
             "rules": self._services.rules,
         }
 
     async def _write(self, unit: Callable[..., Any], resource_id: int, *args: Any,
                      **kwargs: Any) -> Any:
-        self.last_activity = now()
+        self.last_activity = self._clock.now()
         return await self._services.db.write(
             _scoped, self._scope, self.plugin_name, unit, int(resource_id), args, kwargs)
+
+
+def _outcome(result: ReconcileResult) -> tuple[bool, str]:
+    return (bool(getattr(result, "success", False)),
+            str(getattr(result, "message", "") or ""))
 
 
 def _opt_int(value: Any) -> int | None:
@@ -237,27 +245,8 @@ def _opt_int(value: Any) -> int | None:
 def _scoped(tx: Tx, scope: frozenset[str], plugin: str, unit: Callable[..., Any],
             resource_id: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run `unit` only if the resource belongs to one of the plugin's types."""
-    type_name = store.type_of(tx, resource_id)
+    type_name = changes.type_of(tx, resource_id)
     if type_name is not None and type_name not in scope:
         raise PermissionError(f"resource {resource_id} is of type {type_name}, which "
                               f"reconciler '{plugin}' does not own")
     return unit(tx, resource_id, *args, **kwargs)
-
-
-def _claim_unit(tx: Tx, types: list[str], limit: int, exclude: frozenset[int],
-                routine_slots: int, rules: lifecycle.Scheduling) -> list[dict[str, Any]]:
-    return store.claim_due(tx, types=types, limit=limit, exclude=exclude, now=now(), rules=rules,
-                           routine_slots=routine_slots)
-
-
-def _finish_unit(tx: Tx, resource_id: int, status: str | None, message: str, generation: int,
-                 release: bool, plugin: str, record_args: dict[str, Any]) -> None:
-    moment = record_args["now"]
-    if status is not None:
-        store.set_status(tx, resource_id, status=status, message=message,
-                         observed_generation=generation if status == lifecycle.READY else None,
-                         now=moment, rules=record_args["rules"])
-    if release:
-        store.remove_finalizer(tx, resource_id, plugin, plugin, moment)
-        store.hard_delete(tx, resource_id, moment)
-    store.record(tx, resource_id, **record_args)

@@ -13,7 +13,7 @@ import asyncio
 import bisect
 from collections.abc import Iterable
 
-from no8sd.store.db import Event
+from no8sd.store.rows import Event
 
 
 class Subscription:
@@ -69,11 +69,6 @@ class Hub:
         """Forget a watcher (idempotent)."""
         self._subscriptions.discard(subscription)
 
-    @property
-    def watcher_count(self) -> int:
-        """Return how many watchers are subscribed."""
-        return len(self._subscriptions)
-
     def recent_after(self, after_id: int) -> list[Event] | None:
         """Return ring events with id > after_id, or None if the ring no longer reaches back."""
         if not self._ring:
@@ -93,3 +88,9 @@ class Hub:
         """Stop waking `waker`."""
         for type_name in types:
             self._wakers.get(type_name, set()).discard(waker)
+
+    def wake_all(self) -> None:
+        """Wake every reconciler (the clock jumped: due times must be looked at again)."""
+        for wakers in self._wakers.values():
+            for waker in wakers:
+                waker.set()

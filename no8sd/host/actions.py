@@ -13,8 +13,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from no8sd.host.discovery import register_entry_points
 from no8sd.plugins.actions import ActionPlugin
-from no8sd.plugins.entrypoints import register_entry_points
 
 log = logging.getLogger("no8sd.plugins")
 
@@ -31,7 +31,7 @@ class _Entry:
 
 
 def _builtin() -> list[type[ActionPlugin]]:
-    from no8sd.plugins.github_actions import GitHubActionsPlugin
+    from no8sd.builtins.github_actions import GitHubActionsPlugin
 
     return [GitHubActionsPlugin]
 

@@ -28,6 +28,7 @@ from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 
 from no8sd.errors import Invalid
+from no8sd.store.rows import ResourceType
 
 MAX_REPORTED = 50
 MAX_MESSAGE = 300
@@ -281,14 +282,14 @@ class SpecValidators:
         self._cache: OrderedDict[tuple[int, float], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _get(self, resource_type: dict[str, Any]) -> Any:
-        key = (resource_type["id"], resource_type["updated_at"])
+    def _get(self, resource_type: ResourceType) -> Any:
+        key = (resource_type.id, resource_type.updated_at)
         with self._lock:
             validator = self._cache.get(key)
             if validator is not None:
                 self._cache.move_to_end(key)
                 return validator
-        schema = resource_type["schema"]
+        schema = resource_type.schema
         cls = _validator_class(schema)
         validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         with self._lock:
@@ -297,9 +298,9 @@ class SpecValidators:
                 self._cache.popitem(last=False)
         return validator
 
-    def validate(self, resource_type: dict[str, Any], spec: Any) -> None:
+    def validate(self, resource_type: ResourceType, spec: Any) -> None:
         """Raise Invalid listing every violation ("path: message") if `spec` does not fit."""
-        schema = resource_type["schema"]
+        schema = resource_type.schema
         if fast_checkable(schema) and fast_valid(schema, spec):
             return
         validator = self._get(resource_type)

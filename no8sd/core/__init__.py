@@ -1,0 +1,85 @@
+"""The domain: resources, resource types, accounts and admission, built complete.
+
+Every write path (the HTTP API, the command line, plugins through their contexts, input
+plugins) goes through here. The core decides; the store (no8sd.store) only speaks SQL;
+the rules of a resource's life are pure functions in no8sd.lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from no8sd.core import changes
+from no8sd.core.accounts import Accounts
+from no8sd.core.admission import AdmissionChain, Webhooks
+from no8sd.core.hub import Hub
+from no8sd.core.resources import OwnerLookup, Resources
+from no8sd.core.types import Types
+from no8sd.store import events
+from no8sd.store.db import Database
+from no8sd.store.rows import Event
+from no8sd.timeutil import SYSTEM_CLOCK, Clock
+
+
+class Core:
+    """The domain services of one database, wired together."""
+
+    def __init__(self, db: Database, *, owner_of: OwnerLookup = lambda _name: None,
+                 action_plugins: Callable[[], list[str]] = list, clock: Clock = SYSTEM_CLOCK,
+                 token_ttl: float = 86400.0, login_max_failures_user: int = 5,
+                 login_max_failures_address: int = 20,
+                 login_failure_window: float = 300.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.hub = Hub()
+        db.on_commit(self.hub.publish)
+        clock.on_jump(self.hub.wake_all)
+        self.types = Types(db, clock=clock)
+        self.admission = AdmissionChain(db)
+        self.webhooks = Webhooks(db, clock=clock)
+        self.resources = Resources(db, self.types, self.admission, owner_of=owner_of,
+                                   action_plugins=action_plugins, clock=clock)
+        self.accounts = Accounts(db, token_ttl=token_ttl,
+                                 max_failures_user=login_max_failures_user,
+                                 max_failures_address=login_max_failures_address,
+                                 failure_window=login_failure_window, clock=clock)
+
+    async def open(self) -> int:
+        """Start what the services hold open (the admission client, the token reader), pick
+        up the event log where it ended, and release the leases of reconciles the last run
+        left unfinished; return how many were released."""
+        await self.admission.open()
+        await self.accounts.prepare()
+        _, newest = await events.bounds(self.db)
+        self.hub.last_id = max(self.hub.last_id, newest)
+        released: int = await self.db.write(changes.release_leases, self.clock.now())
+        return released
+
+    async def close(self) -> None:
+        """Release it again."""
+        await self.accounts.close()
+        await self.admission.close()
+
+    # ---- the event log ---------------------------------------------------------------
+
+    async def events_after(self, after_id: int, *, limit: int, resource_id: int | None = None,
+                           resource_type: str | None = None,
+                           version: str | None = None) -> list[Event]:
+        """Committed events after `after_id`, oldest first, optionally filtered."""
+        return await events.after(self.db, after_id, limit=limit, resource_id=resource_id,
+                                  resource_type=resource_type, version=version)
+
+    async def event_bounds(self) -> tuple[int, int]:
+        """(oldest retained id, newest id) of the event log."""
+        return await events.bounds(self.db)
+
+    async def prune_events(self, *, max_count: int, max_age: float) -> int:
+        """Keep the event log within its retention count and age; return how many went.
+        Works in chunks so a big clean-up never holds the writer for long."""
+        total = 0
+        removed = chunk = events.PRUNE_CHUNK
+        while removed == chunk:
+            removed = await self.db.write(events.prune, max_count=max_count, max_age=max_age,
+                                          now=self.clock.now(), chunk=chunk)
+            total += removed
+        return total

@@ -1,0 +1,170 @@
+"""Resource operations behind every door (HTTP, command line, input plugins).
+
+Callers have already authorized the caller; this module decides whether a change is
+allowed (the type exists and has an owner, the spec fits the schema, admission allows
+it) and hands the write to the store as one unit (no8sd.core.changes). A dry run is the
+real write, run and rolled back, so it answers exactly what would be stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from no8sd.core import changes
+from no8sd.core.admission import AdmissionChain
+from no8sd.core.types import Types
+from no8sd.core.views import resource_public
+from no8sd.errors import Invalid, NotFound
+from no8sd.store import resources as store
+from no8sd.store.db import Database
+from no8sd.store.rows import History, Resource, ResourceType
+from no8sd.timeutil import Clock
+
+# Who owns a resource type: the name of its reconciler, or None (the plugin host knows).
+OwnerLookup = Callable[[str], str | None]
+
+
+class Resources:
+    """Create, update, delete, trigger and finalizer edits of resources."""
+
+    def __init__(self, db: Database, types: Types, admission: AdmissionChain, *,
+                 owner_of: OwnerLookup, action_plugins: Callable[[], list[str]],
+                 clock: Clock) -> None:
+        self.db = db
+        self.types = types
+        self.admission = admission
+        self.owner_of = owner_of
+        self.action_plugins = action_plugins
+        self.clock = clock
+
+    # ---- reads -----------------------------------------------------------------------
+
+    async def find(self, resource_id: int) -> Resource | None:
+        """One resource by id, or None (served from memory when cached)."""
+        return await store.find(self.db, resource_id)
+
+    async def get(self, resource_id: int) -> Resource:
+        """One resource by id (404 if absent)."""
+        found = await store.find(self.db, resource_id)
+        if found is None:
+            raise NotFound("Resource not found")
+        return found
+
+    async def get_by_name(self, type_name: str, version: str | None, name: str) -> Resource:
+        """One resource by type, name and (optionally) version (404 if absent)."""
+        found = await store.find_by_name(self.db, type_name, version, name)
+        if found is None:
+            raise NotFound("Resource not found")
+        return found
+
+    async def list(self, *, status: str | None = None, type_name: str | None = None,
+                   version: str | None = None, limit: int = 100, offset: int = 0,
+                   allowed: list[tuple[str, str]] | None = None) -> list[Resource]:
+        """Resources in id order; `allowed` limits them to (type, version) scopes."""
+        return await store.list_resources(self.db, status=status, type_name=type_name,
+                                          version=version, limit=limit, offset=offset,
+                                          allowed=allowed)
+
+    async def history(self, resource_id: int, limit: int) -> list[History]:
+        """A resource's newest history entries first."""
+        return await store.history(self.db, resource_id, limit)
+
+    # ---- writes ----------------------------------------------------------------------
+
+    async def resolve_type(self, type_name: str, version: str, *,
+                           action_plugin: str = "") -> tuple[ResourceType, str]:
+        """Find the type and the reconciler that owns it, or explain why not (400)."""
+        if action_plugin:
+            available = self.action_plugins()
+            if action_plugin not in available:
+                raise Invalid(f"Unknown action plugin: {action_plugin}. Available plugins: "
+                              f"{', '.join(available) or 'none'}")
+        owner = self.owner_of(type_name)
+        # An action plugin is a tool the type's reconciler uses (ctx.get_action_plugin), not
+        # a replacement for it: every resource needs a reconciler that owns its type.
+        if owner is None and not action_plugin:
+            raise Invalid(f"No reconciler plugin registered for resource type '{type_name}' "
+                          "and no action_plugin specified")
+        if owner is None:
+            raise Invalid(f"No reconciler plugin registered for resource type '{type_name}'; "
+                          f"action plugin '{action_plugin}' runs only through the type's "
+                          "reconciler")
+        resource_type = await self.types.get(type_name, version)
+        if resource_type is None:
+            raise Invalid(f"Resource type {type_name}/{version} not found")
+        return resource_type, owner
+
+    async def create(self, *, name: str, type_name: str, version: str,
+                     spec: dict[str, Any] | None, plugin_config: dict[str, Any] | None,
+                     metadata: dict[str, Any] | None, action_plugin: str = "",
+                     dry_run: bool = False) -> Resource:
+        """Validate and store a new resource, owned (finalized) by its reconciler."""
+        resource_type, owner = await self.resolve_type(type_name, version,
+                                                       action_plugin=action_plugin)
+        if not spec:
+            raise Invalid("spec is required")
+        if resource_type.status == "deprecated":
+            raise Invalid(f"Resource type {type_name}/{version} is deprecated; "
+                          "new resources cannot be created with it")
+        self.types.validate(resource_type, spec)
+        view = {"name": name, "resource_type_name": type_name,
+                "resource_type_version": version, "spec": spec}
+        mutated = await self.admission("CREATE", view, None)
+        if mutated is not spec:
+            self.types.validate(resource_type, mutated)
+        write = self.db.preview if dry_run else self.db.write
+        return await write(changes.create, resource_type=resource_type, name=name,
+                           spec=mutated, plugin_config=plugin_config or {},
+                           metadata=metadata or {}, action_plugin=action_plugin,
+                           finalizers=[owner], now=self.clock.now())
+
+    async def update(self, resource_id: int, fields: dict[str, Any], *,
+                     dry_run: bool = False) -> Resource:
+        """Replace spec / plugin_config / metadata after validation and admission."""
+        current = await store.find(self.db, resource_id)
+        if current is None:
+            raise NotFound("Resource not found")
+        fields = dict(fields)
+        if "spec" in fields:
+            if not fields["spec"]:
+                raise Invalid("spec is required")
+            resource_type = await self.types.get(current.resource_type_name,
+                                                 current.resource_type_version)
+            if resource_type is None:
+                raise Invalid("Resource type of this resource no longer exists")
+            self.types.validate(resource_type, fields["spec"])
+            view = {"name": current.name, "resource_type_name": current.resource_type_name,
+                    "resource_type_version": current.resource_type_version,
+                    "spec": fields["spec"]}
+            mutated = await self.admission("UPDATE", view, resource_public(current))
+            if mutated is not fields["spec"]:
+                self.types.validate(resource_type, mutated)
+            fields["spec"] = mutated
+        write = self.db.preview if dry_run else self.db.write
+        return await write(changes.update, resource_id, fields, self.clock.now())
+
+    async def delete(self, resource_id: int) -> tuple[Resource, bool]:
+        """Start deleting a resource; returns (resource, removed_at_once)."""
+        current = await store.find(self.db, resource_id)
+        if current is not None and current.deleted_at is None:
+            view = {"name": current.name, "resource_type_name": current.resource_type_name,
+                    "resource_type_version": current.resource_type_version,
+                    "spec": current.spec}
+            await self.admission("DELETE", view, None)
+        return await self.db.write(changes.delete, resource_id, self.clock.now())
+
+    async def trigger(self, resource_id: int) -> Resource:
+        """Make a resource due now and wake its owner."""
+        return await self.db.write(changes.trigger, resource_id, self.clock.now())
+
+    async def edit_finalizers(self, resource_id: int, add: list[str],
+                              remove: list[str]) -> Resource | None:
+        """Add then remove finalizers; None means the resource is gone as a result."""
+        current = await store.find(self.db, resource_id)
+        if current is None:
+            raise NotFound("Resource not found")
+        owner = self.owner_of(current.resource_type_name)
+        return await self.db.write(changes.edit_finalizers, resource_id, add, remove, owner,
+                                   self.clock.now())
+

@@ -1,0 +1,212 @@
+"""Every way a stored record is shown: REST bodies, event payloads and the plugin view.
+
+One module, so the shapes clients see are defined once: the API's replies, the SSE event
+payloads, the resources handed to plugins and the old_resource sent to admission webhooks
+all come from here. Pure functions of typed records (no8sd.store.rows).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from no8sd.store.rows import (
+    History,
+    Permission,
+    Resource,
+    ResourceType,
+    Role,
+    Token,
+    User,
+    Webhook,
+)
+from no8sd.timeutil import iso, to_datetime
+
+
+def dumps(value: Any) -> str:
+    """Serialise a view compactly (events, cached bodies)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---- resources ----------------------------------------------------------------------
+
+
+def resource_rest(r: Resource) -> dict[str, Any]:
+    """The REST view: the upstream's 14 keys plus spec, metadata, plugin_config, outputs,
+    retry_count, next_reconcile_time and deleted_at."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "resource_type_name": r.resource_type_name,
+        "resource_type_version": r.resource_type_version,
+        "action_plugin": r.action_plugin,
+        "status": r.status,
+        "status_message": r.status_message,
+        "generation": r.generation,
+        "observed_generation": r.observed_generation,
+        "finalizers": r.finalizers,
+        "conditions": r.conditions,
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "last_reconcile_time": iso(r.last_reconcile_time),
+        "spec": r.spec,
+        "plugin_config": r.plugin_config,
+        "metadata": r.metadata,
+        "outputs": r.outputs,
+        "retry_count": r.retry_count,
+        "next_reconcile_time": iso(r.next_reconcile_time),
+        "deleted_at": iso(r.deleted_at),
+    }
+
+
+def resource_public(r: Resource) -> dict[str, Any]:
+    """The REST view without plugin_config (which may hold credentials): what event
+    payloads carry and what admission webhooks are shown."""
+    data = resource_rest(r)
+    del data["plugin_config"]
+    return data
+
+
+def event_data(event_type: str, r: Resource, ts: float, resource_json: str) -> str:
+    """The `data:` JSON of an SSE event (upstream keys), around an already serialised
+    `resource_data` (so a resource is serialised once per state, not once per event)."""
+    envelope = dumps({
+        "event_type": event_type,
+        "resource_id": r.id,
+        "resource_name": r.name,
+        "resource_type_name": r.resource_type_name,
+        "resource_type_version": r.resource_type_version,
+        "timestamp": iso(ts),
+    })
+    return envelope[:-1] + ',"resource_data":' + resource_json + "}"
+
+
+PLUGIN_KEYS = ("id", "name", "resource_type_name", "resource_type_version", "action_plugin",
+               "spec", "plugin_config", "metadata", "status", "generation",
+               "observed_generation", "status_message", "conditions", "finalizers", "spec_hash",
+               "outputs", "retry_count")
+TIME_KEYS = ("created_at", "updated_at", "last_reconcile_time", "next_reconcile_time",
+             "deleted_at")
+
+
+def resource_plugin(r: Resource) -> dict[str, Any]:
+    """The plugin view (upstream ResourceRecord keys), with aware UTC datetimes."""
+    record = {key: getattr(r, key) for key in PLUGIN_KEYS}
+    for key in TIME_KEYS:
+        record[key] = to_datetime(getattr(r, key))
+    return record
+
+
+def history_rest(h: History) -> dict[str, Any]:
+    """The REST view of one reconciliation history entry."""
+    return {
+        "id": h.id,
+        "resource_id": h.resource_id,
+        "generation": h.generation,
+        "success": h.success,
+        "phase": h.phase,
+        "error_message": h.error_message,
+        "resources_created": h.resources_created,
+        "resources_updated": h.resources_updated,
+        "resources_deleted": h.resources_deleted,
+        "reconcile_time": iso(h.reconcile_time),
+        "trigger_reason": h.trigger_reason,
+        "duration_seconds": h.duration_seconds,
+        "message": h.message,
+        "drift_detected": h.drift_detected,
+    }
+
+
+# ---- resource types and webhooks ----------------------------------------------------
+
+
+def type_rest(t: ResourceType) -> dict[str, Any]:
+    """The REST view of a resource type."""
+    return {
+        "id": t.id,
+        "name": t.name,
+        "version": t.version,
+        "schema": t.schema,
+        "description": t.description,
+        "status": t.status,
+        "metadata": t.metadata,
+        "created_at": iso(t.created_at),
+        "updated_at": iso(t.updated_at),
+    }
+
+
+def webhook_rest(w: Webhook) -> dict[str, Any]:
+    """The REST view of an admission webhook."""
+    return {
+        "id": w.id,
+        "name": w.name,
+        "webhook_url": w.webhook_url,
+        "webhook_type": w.webhook_type,
+        "operations": list(w.operations),
+        "resource_type_name": w.resource_type_name,
+        "resource_type_version": w.resource_type_version,
+        "timeout_seconds": w.timeout_seconds,
+        "failure_policy": w.failure_policy,
+        "ordering": w.ordering,
+        "created_at": iso(w.created_at),
+        "updated_at": iso(w.updated_at),
+    }
+
+
+# ---- accounts -----------------------------------------------------------------------
+
+
+def user_rest(user: User) -> dict[str, Any]:
+    """The User record (upstream keys plus custom_role_id); never the password hash."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "display_name": user.display_name,
+        "source": user.source,
+        "is_admin": user.is_admin,
+        "status": user.status,
+        "custom_role_id": user.custom_role_id,
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
+        "last_login_at": iso(user.last_login_at),
+        "last_synced_at": iso(user.last_synced_at),
+    }
+
+
+def permission_rest(perm: Permission) -> dict[str, Any]:
+    """The Permission record."""
+    return {
+        "id": perm.id,
+        "role_id": perm.role_id,
+        "resource_type_name": perm.resource_type_name,
+        "resource_type_version": perm.resource_type_version,
+        "operations": list(perm.operations),
+        "created_at": iso(perm.created_at),
+    }
+
+
+def role_rest(role: Role) -> dict[str, Any]:
+    """The Role record, with its permissions."""
+    return {
+        "id": role.id,
+        "name": role.name,
+        "description": role.description,
+        "system_permissions": list(role.system_permissions),
+        "permissions": [permission_rest(p) for p in role.permissions],
+        "created_at": iso(role.created_at),
+        "updated_at": iso(role.updated_at),
+    }
+
+
+def token_rest(token: Token) -> dict[str, Any]:
+    """An API token's record, without its secret."""
+    return {
+        "id": token.id,
+        "user_id": token.user_id,
+        "name": token.name,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked": token.revoked,
+    }
