@@ -101,7 +101,8 @@ def set_condition(
         "status": status,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": now_iso if changed else previous.get("lastTransitionTime", now_iso),
+        "lastTransitionTime": (now_iso if changed or previous is None
+                               else previous.get("lastTransitionTime", now_iso)),
         "observedGeneration": observed_generation,
     }
     result = [entry if c.get("type") == ctype else c for c in conditions]
@@ -114,7 +115,7 @@ def sort_conditions(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Order the standard conditions first (Ready, Reconciling, Degraded), others after."""
     rank = {name: i for i, name in enumerate(STANDARD_CONDITIONS)}
     indexed = list(enumerate(conditions))
-    indexed.sort(key=lambda pair: (rank.get(pair[1].get("type"), len(rank)), pair[0]))
+    indexed.sort(key=lambda pair: (rank.get(str(pair[1].get("type")), len(rank)), pair[0]))
     return [c for _, c in indexed]
 
 

@@ -10,8 +10,8 @@ from authkit import ADMIN, PASSWORD, admin_token, bearer, login, make_role, make
 from conftest import create_widget, create_widget_type, wait_for
 from no8sd_testplugins.widgets import WidgetReconciler
 
-from no8sd.core import credentials
 from no8sd.api import auth_schemas as a
+from no8sd.core import credentials
 
 
 async def test_login_returns_a_bearer_token_that_expires(make_client):

@@ -12,8 +12,8 @@ from conftest import create_widget, create_widget_type, get_json
 from no8sd_testplugins.widgets import GadgetReconciler, WidgetReconciler
 
 from no8sd.api import keys
-from no8sd.plugins import ReconcileResult
 from no8sd.host.context import PluginContext, PluginServices
+from no8sd.plugins import ReconcileResult
 from no8sd.timeutil import now
 
 

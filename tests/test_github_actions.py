@@ -13,9 +13,9 @@ import pytest
 from conftest import REPO, get_json, wait_for
 from fake_github import FakeGitHub
 
+from no8sd.builtins.github_actions import GitHubActionsPlugin
 from no8sd.lifecycle import Scheduling
 from no8sd.plugins import ActionContext, ActionPhase
-from no8sd.builtins.github_actions import GitHubActionsPlugin
 from no8sd.store.rows import spec_hash
 
 sys.path.insert(0, str(REPO / "contrib" / "no8s-workflow-reconciler" / "src"))

@@ -8,7 +8,7 @@ tells a caller whether an id exists: a caller who could not read every resource 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -18,18 +18,19 @@ from no8sd.errors import Forbidden, NotFound, Unauthorized
 from no8sd.store.rows import Resource
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def principal(request: web.Request) -> Principal:
     """Return the caller of this request."""
-    found = request.get(PRINCIPAL)
+    found: Principal | None = request.get(PRINCIPAL)
     if found is None:
         raise Unauthorized("Not authenticated")
     return found
 
 
 @web.middleware
-async def open_access_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def open_access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """With authentication off, every caller is the local operator."""
     request[PRINCIPAL] = LOCAL_OPERATOR
     return await handler(request)

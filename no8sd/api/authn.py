@@ -17,7 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
+from no8sd import background
 from no8sd.api import access, keys
+from no8sd.api.access import Handler
 from no8sd.config import Settings
 from no8sd.core.principal import Principal
 from no8sd.errors import StartupError, Unauthorized
@@ -77,7 +79,7 @@ def token_middleware(routes: Iterable[Any]) -> Any:
                           if route.content_type == "text/event-stream")
 
     @web.middleware
-    async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         match = request.match_info
         if match.http_exception is not None or match.handler in public:
             return await handler(request)
@@ -94,7 +96,7 @@ def token_middleware(routes: Iterable[Any]) -> Any:
     return authenticate
 
 
-async def _guarded_stream(request: web.Request, handler: Any, token: str,
+async def _guarded_stream(request: web.Request, handler: Handler, token: str,
                           caller: Principal) -> web.StreamResponse:
     """Run a long-lived stream, ending it once its caller's credentials or rights change.
 
@@ -123,7 +125,7 @@ async def _guarded_stream(request: web.Request, handler: Any, token: str,
                 task.cancel()
                 return
 
-    watcher = asyncio.create_task(recheck(), name="stream-credentials")
+    watcher = background.spawn(recheck(), name="stream-credentials")
     try:
         return await handler(request)
     except asyncio.CancelledError:

@@ -53,7 +53,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_types(request: web.Request) -> web.Response:
     """List resource types by name, then version."""
     access.principal(request)
-    found = await request.app[keys.CORE].types.list(
+    found = await request.app[keys.CORE].types.page(
         name=query_str(request, "name"),
         status=query_str(request, "status"), limit=query_int(request, "limit", 100),
         offset=query_int(request, "offset", 0, maximum=2**62))

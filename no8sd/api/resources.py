@@ -55,7 +55,7 @@ async def create(request: web.Request) -> web.Response:
             responses={200: ("Resources", s.array_of(s.RESOURCE)), 422: _ERR})
 async def list_resources(request: web.Request) -> web.Response:
     """List resources, filtered by status and type, paged with limit/offset."""
-    found = await request.app[keys.CORE].resources.list(
+    found = await request.app[keys.CORE].resources.page(
         status=query_str(request, "status", choices=lifecycle.STATUSES),
         type_name=query_str(request, "resource_type_name"),
         version=query_str(request, "resource_type_version"),

@@ -8,7 +8,7 @@ cannot exist without being documented.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,14 +53,14 @@ class Routes:
 
     def add(self, method: str, path: str, *, summary: str, body: BodySchema | None = None,
             query: tuple[Param, ...] = (),
-            responses: dict[int, tuple[str, dict[str, Any] | None]] | None = None,
+            responses: Mapping[int, tuple[str, dict[str, Any] | None]] | None = None,
             public: bool = False, content_type: str = "application/json",
             ) -> Callable[[Handler], Handler]:
         """Declare a handler for `method path`."""
 
         def decorate(handler: Handler) -> Handler:
             self.items.append(Route(method, path, handler, summary, self.tag, body, query,
-                                    responses or {}, public, content_type))
+                                    dict(responses or {}), public, content_type))
             return handler
 
         return decorate

@@ -115,7 +115,7 @@ def _field_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "type":
         expected = error.validator_value
         names = expected if isinstance(expected, list) else [expected]
-        return f"must be of type {' or '.join(names)}"
+        return f"must be of type {' or '.join(map(str, names))}"
     if error.validator == "required":
         return error.message.replace("'", "", 2)
     if error.validator == "additionalProperties":

@@ -90,7 +90,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_webhooks(request: web.Request) -> web.Response:
     """List webhooks: mutating before validating, then by ordering."""
     access.require_system(request, "view_webhooks")
-    found = await request.app[keys.CORE].webhooks.list(
+    found = await request.app[keys.CORE].webhooks.matching(
         type_name=query_str(request, "resource_type_name"),
         version=query_str(request, "resource_type_version"),
         webhook_type=query_str(request, "webhook_type", choices=("validating", "mutating")))

@@ -45,7 +45,7 @@ def build_settings(params: dict[str, Any]) -> Settings:
 @settings_options
 @click.version_option(__version__, "--version", prog_name="no8sd")
 @click.pass_context
-def main(ctx: click.Context, **params: Any) -> None:
+def main(ctx: click.Context, /, **params: Any) -> None:
     """no8sd: Kubernetes-style reconciliation without Kubernetes, on SQLite."""
     settings = build_settings(params)
     ctx.obj = settings

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from no8sd import background
 from no8sd.core import credentials
 from no8sd.core.principal import OPERATIONS, SYSTEM_PERMISSIONS, Grant, Principal
 from no8sd.core.throttle import SlidingWindow
@@ -199,9 +200,8 @@ class Accounts:
                 and token_id not in self._touching:
             # Coarse on purpose: one write per token per minute, never one per request.
             self._touching.add(token_id)
-            task = asyncio.get_running_loop().create_task(self._touch(token_id, stamp))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            background.spawn(self._touch(token_id, stamp), name="token-last-used",
+                             owner=self._pending)
         return Principal(user_id=first["user_id"], username=first["username"],
                          is_admin=bool(first["is_admin"]), grants=grants,
                          system_permissions=system, token_id=first["token_id"])

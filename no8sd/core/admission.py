@@ -228,7 +228,7 @@ class Webhooks:
         """One webhook by id (404 if absent)."""
         return await store.get(self.db, webhook_id)
 
-    async def list(self, *, type_name: str | None = None, version: str | None = None,
+    async def matching(self, *, type_name: str | None = None, version: str | None = None,
                    webhook_type: str | None = None) -> list[Webhook]:
         """Webhooks in chain order, filtered exactly."""
         return await store.list_webhooks(self.db, type_name=type_name, version=version,

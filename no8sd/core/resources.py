@@ -58,7 +58,7 @@ class Resources:
             raise NotFound("Resource not found")
         return found
 
-    async def list(self, *, status: str | None = None, type_name: str | None = None,
+    async def page(self, *, status: str | None = None, type_name: str | None = None,
                    version: str | None = None, limit: int = 100, offset: int = 0,
                    allowed: list[tuple[str, str]] | None = None) -> list[Resource]:
         """Resources in id order; `allowed` limits them to (type, version) scopes."""

@@ -44,7 +44,7 @@ class Types:
         """One resource type by id (404 if absent)."""
         return await store.get(self.db, type_id)
 
-    async def list(self, *, name: str | None = None, status: str | None = None,
+    async def page(self, *, name: str | None = None, status: str | None = None,
                    limit: int = 100, offset: int = 0) -> list[ResourceType]:
         """Resource types by name, then version."""
         return await store.list_types(self.db, name=name, status=status, limit=limit,

@@ -132,18 +132,19 @@ def _with_deadline(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 _REPLACED = {"pattern": _pattern, "patternProperties": _pattern_properties,
              "additionalProperties": _additional_properties, "uniqueItems": _unique_items}
-_BOUNDED: dict[type, type] = {}
+_BOUNDED: dict[Any, Any] = {}
 _BOUNDED_LOCK = threading.Lock()
 
 
-def _validator_class(schema: dict[str, Any]) -> type:
-    base = validators.validator_for(schema, default=jsonschema.Draft7Validator)
+def _validator_class(schema: dict[str, Any]) -> Any:
+    """The schema's validator class (its $schema, default Draft 7), with bounded keywords."""
+    base: Any = validators.validator_for(schema, default=jsonschema.Draft7Validator)
     with _BOUNDED_LOCK:
         bounded = _BOUNDED.get(base)
         if bounded is None:
             keywords = {name: _with_deadline(_REPLACED.get(name, fn))
                         for name, fn in base.VALIDATORS.items()}
-            bounded = validators.extend(base, keywords)
+            bounded = validators.extend(base, keywords)  # type: ignore[no-untyped-call]
             _BOUNDED[base] = bounded
     return bounded
 
@@ -237,10 +238,10 @@ def fast_checkable(schema: Any) -> bool:
 def _same_json(a: Any, b: Any) -> bool:
     """JSON equality: 1 == 1.0, but True is not 1."""
     if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
+        return type(a) is type(b) and bool(a == b)
     if isinstance(a, dict | list) or isinstance(b, dict | list):
         return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    return a == b
+    return bool(a == b)
 
 
 def fast_valid(schema: dict[str, Any], value: Any) -> bool:
@@ -258,7 +259,8 @@ def fast_valid(schema: dict[str, Any], value: Any) -> bool:
     if "enum" in schema and not any(_same_json(value, option) for option in schema["enum"]):
         return False
     if isinstance(value, str):
-        return schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
+        return bool(schema.get("minLength", 0) <= len(value)
+                    <= schema.get("maxLength", len(value)))
     if isinstance(value, dict):
         if any(key not in value for key in schema.get("required", ())):
             return False

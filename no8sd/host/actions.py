@@ -44,7 +44,7 @@ class ActionRegistry:
         self._lock = asyncio.Lock()
 
     def discover(self, *, entry_points: bool = True,
-                 extra: list[type[ActionPlugin]] = ()) -> None:
+                 extra: tuple[type[ActionPlugin], ...] = ()) -> None:
         """Register the built-ins, the `no8s.actions` entry points and extra classes."""
         for cls in _builtin():
             self.register(cls)

@@ -194,10 +194,10 @@ class PluginContext(ReconcilerContext):
             rules=self._services.rules, routine_slots=routine_slots)
         return [resource_plugin(r) for r in claimed]  # type: ignore[misc]
 
-    def _wanted_types(self, names: list[str] | None) -> list[str]:
+    def _wanted_types(self, names: list[str] | str | None) -> list[str]:
         if names is None:
             return self._types
-        if isinstance(names, str):
+        if isinstance(names, str):  # a plugin passing one name instead of a list
             names = [names]
         foreign = [n for n in names if n not in self._scope]
         if foreign:

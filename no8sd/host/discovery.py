@@ -9,6 +9,7 @@ others load, so one broken package never stops the daemon.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 from collections.abc import Callable, Iterable
@@ -66,8 +67,8 @@ def discover(group: str, kind: str, register: Callable[[Any, Origin], None], *,
             found.append((Origin(f"entry point {ep.name} ({ep.value})", ep.name, _version(ep)),
                           ep.load))
     for spec in specs:
-        found.append((Origin(f"--plugin {spec}", spec, "local"),
-                      lambda spec=spec: load_class(spec)))
+        found.append((Origin(f"--plugin {spec}", spec, "local"), functools.partial(load_class,
+                                                                                   spec)))
     for origin, load in found:
         try:
             register(load(), origin)

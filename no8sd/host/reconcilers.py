@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from no8sd import background
 from no8sd.host import discovery
 from no8sd.host.context import PluginContext, PluginServices
 from no8sd.host.discovery import LoadError, Origin
@@ -131,8 +132,7 @@ class PluginHost:
         for state in self.plugins.values():
             state.context = PluginContext(services, state.name, state.resource_types,
                                           self.shutdown_event)
-            state.task = asyncio.create_task(self._supervise(state),
-                                             name=f"plugin:{state.name}")
+            state.task = background.spawn(self._supervise(state), name=f"plugin:{state.name}")
         if self.watchdog is not None:
             self.watchdog.start()
 

@@ -15,6 +15,7 @@ resource once no finalizers remain. Only the public ReconcilerContext methods ar
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -38,7 +39,7 @@ class BaseReconciler(ReconcilerPlugin):
         limit = max(1, int(self.max_concurrent_reconciles))
         cycle = 0
 
-        def finished(_task: asyncio.Task[None], rid: int) -> None:
+        def finished(_task: asyncio.Task[None], *, rid: int) -> None:
             running.pop(rid, None)
             freed.set()
 
@@ -68,7 +69,7 @@ class BaseReconciler(ReconcilerPlugin):
                         task = asyncio.create_task(self._run_one(resource, ctx),
                                                    name=f"reconcile:{self.name}:{rid}")
                         running[rid] = task
-                        task.add_done_callback(lambda t, rid=rid: finished(t, rid))
+                        task.add_done_callback(functools.partial(finished, rid=rid))
                     if len(claimed) == free:
                         continue  # there may be more due work: claim again once a slot frees
                     # A finishing reconcile can move the next due time (a retry, a requeue),
@@ -97,9 +98,10 @@ class BaseReconciler(ReconcilerPlugin):
         started = time.monotonic()
         errored = False
         try:
-            result = await asyncio.wait_for(self.reconcile(resource, ctx), timeout)
-            if not isinstance(result, ReconcileResult):
-                result = ReconcileResult(success=bool(result), message="")
+            returned: Any = await asyncio.wait_for(self.reconcile(resource, ctx), timeout)
+            # A plugin returning a bare bool (or anything else) still gets recorded.
+            result = (returned if isinstance(returned, ReconcileResult)
+                      else ReconcileResult(success=bool(returned), message=""))
         except TimeoutError:
             log.error("Reconciler '%s' timed out after %ss on resource %s (%s)", self.name,
                       timeout, resource["id"], resource["name"])

@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from no8sd.errors import Conflict, NotFound, Unprocessable
-from no8sd.store.db import Database, Tx
+from no8sd.store.db import Database, Tx, last_id
 from no8sd.store.rows import LoginCandidate, Permission, Role, Token, User, dumps
 
 USER_COLUMNS = User.COLUMNS
@@ -71,7 +71,7 @@ def insert_user(tx: Tx, *, username: str, password_hash: str | None, email: str 
         )
     except sqlite3.IntegrityError:
         raise Conflict(f"User '{username}' already exists") from None
-    return get_user_tx(tx, cur.lastrowid)
+    return get_user_tx(tx, last_id(cur))
 
 
 def bootstrap_admin(tx: Tx, *, username: str, password_hash: str, now: float) -> bool:
@@ -84,7 +84,8 @@ def bootstrap_admin(tx: Tx, *, username: str, password_hash: str, now: float) ->
 
 
 def _active_admins(tx: Tx) -> int:
-    return tx.one("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND status = 'active'")[0]
+    row = tx.one("SELECT COUNT(*) FROM users WHERE is_admin = 1 AND status = 'active'")
+    return int(row[0]) if row is not None else 0
 
 
 def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> User:
@@ -127,7 +128,8 @@ async def get_user(db: Database, user_id: int) -> User:
 async def list_users(db: Database, *, source: str | None, is_admin: bool | None,
                      status: str | None, limit: int, offset: int) -> list[User]:
     """List users in id order with optional filters."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if source is not None:
         where.append("source = ?")
         params.append(source)
@@ -177,7 +179,7 @@ def record_login(tx: Tx, user_id: int, token_hash: str, expires_at: float, now: 
         "INSERT INTO tokens (user_id, kind, name, token_hash, created_at, expires_at,"
         " last_used_at) VALUES (?, 'login', NULL, ?, ?, ?, ?)",
         (user_id, token_hash, now, expires_at, now))
-    return cur.lastrowid
+    return last_id(cur)
 
 
 def insert_api_token(tx: Tx, *, user_id: int, name: str, token_hash: str,
@@ -190,7 +192,7 @@ def insert_api_token(tx: Tx, *, user_id: int, name: str, token_hash: str,
             " VALUES (?, 'api', ?, ?, ?, ?)", (user_id, name, token_hash, now, expires_at))
     except sqlite3.IntegrityError:
         raise Conflict(f"Token '{name}' already exists for this user") from None
-    return _token(tx.one(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (cur.lastrowid,)))
+    return _token(tx.row(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (last_id(cur),)))
 
 
 def revoke_token(tx: Tx, token_id: int, now: float, *, user_id: int | None = None,
@@ -202,7 +204,7 @@ def revoke_token(tx: Tx, token_id: int, now: float, *, user_id: int | None = Non
         raise NotFound("Token not found")
     if not row["revoked"]:
         tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE id = ?", (now, token_id))
-    return _token(tx.one(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)))
+    return _token(tx.row(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)))
 
 
 def touch_token(tx: Tx, token_id: int, now: float) -> None:
@@ -305,7 +307,7 @@ def _insert_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -
              dumps(perm["operations"]), now))
     except sqlite3.IntegrityError:
         raise Conflict("Permission for this resource type/version already exists") from None
-    return cur.lastrowid
+    return last_id(cur)
 
 
 def insert_role(tx: Tx, *, name: str, description: str | None, system_permissions: list[str],
@@ -319,8 +321,8 @@ def insert_role(tx: Tx, *, name: str, description: str | None, system_permission
     except sqlite3.IntegrityError:
         raise Conflict(f"Role '{name}' already exists") from None
     for perm in permissions:
-        _insert_permission(tx, cur.lastrowid, perm, now)
-    return _role_tx(tx, cur.lastrowid)
+        _insert_permission(tx, last_id(cur), perm, now)
+    return _role_tx(tx, last_id(cur))
 
 
 def update_role(tx: Tx, role_id: int, changes: dict[str, Any], now: float) -> Role:

@@ -76,8 +76,22 @@ class Tx:
         return self.conn.execute(sql, tuple(params))
 
     def one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        """Fetch one row."""
-        return self.conn.execute(sql, tuple(params)).fetchone()
+        """Fetch one row, or None."""
+        row: sqlite3.Row | None = self.conn.execute(sql, tuple(params)).fetchone()
+        return row
+
+    def row(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row:
+        """Fetch a row that must exist (one this unit has just written, say)."""
+        found = self.one(sql, params)
+        assert found is not None, "the row this unit wrote is missing"
+        return found
+
+
+def last_id(cur: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just assigned."""
+    rowid = cur.lastrowid
+    assert rowid is not None, "not after an INSERT"
+    return rowid
 
 
 @dataclass
@@ -264,12 +278,14 @@ class Database:
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(tx, *args, **kwargs)` in the single writer's transaction; return its result."""
-        return await self._submit(_Unit(fn, args, kwargs, self._future()))
+        result: T = await self._submit(_Unit(fn, args, kwargs, self._future()))
+        return result
 
     async def preview(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a unit exactly as `write` would, then roll it back: nothing is stored,
         announced or invalidated. Its result is what the write would have returned."""
-        return await self._submit(_Unit(fn, args, kwargs, self._future(), preview=True))
+        result: T = await self._submit(_Unit(fn, args, kwargs, self._future(), preview=True))
+        return result
 
     def _future(self) -> asyncio.Future[Any]:
         if self._closing or self._writer is None or self._writer.done():
@@ -335,9 +351,8 @@ class Database:
                 result = unit.fn(tx, *unit.args, **unit.kwargs)
                 if unit.preview:
                     conn.execute("ROLLBACK TO unit")
-                    tx = None
                 conn.execute("RELEASE unit")
-                outcomes.append((True, result, tx))
+                outcomes.append((True, result, None if unit.preview else tx))
             except Exception as exc:  # a failing unit must never take its batch down
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK TO unit")

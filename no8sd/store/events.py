@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-from no8sd.store.db import Database, Tx
+from no8sd.store.db import Database, Tx, last_id
 from no8sd.store.rows import Event, Resource
 
 CREATED: Final = "CREATED"
@@ -24,7 +24,7 @@ def append(tx: Tx, event_type: str, resource: Resource, data: str, now: float) -
         (now, event_type, resource.id, resource.resource_type_name,
          resource.resource_type_version, data),
     )
-    event = Event(cur.lastrowid, event_type, resource.id, resource.resource_type_name,
+    event = Event(last_id(cur), event_type, resource.id, resource.resource_type_name,
                   resource.resource_type_version, data, now)
     tx.events.append(event)
     return event
@@ -33,7 +33,8 @@ def append(tx: Tx, event_type: str, resource: Resource, data: str, now: float) -
 async def after(db: Database, after_id: int, *, limit: int, resource_id: int | None = None,
                 resource_type: str | None = None, version: str | None = None) -> list[Event]:
     """Read up to `limit` events with id > after_id, oldest first, optionally filtered."""
-    where, params = ["id > ?"], [after_id]
+    where: list[str] = ["id > ?"]
+    params: list[Any] = [after_id]
     if resource_id is not None:
         where.append("resource_id = ?")
         params.append(resource_id)

@@ -10,7 +10,7 @@ import sqlite3
 from typing import Any
 
 from no8sd.errors import Conflict, NotFound
-from no8sd.store.db import Database, Tx
+from no8sd.store.db import Database, Tx, last_id
 from no8sd.store.rows import ResourceType, dumps
 
 TABLE = "resource_types"
@@ -29,7 +29,7 @@ def insert(tx: Tx, name: str, version: str, schema: dict[str, Any], description:
     except sqlite3.IntegrityError:
         raise Conflict(f"Resource type {name}/{version} already exists") from None
     tx.changed.add(TABLE)
-    return get_tx(tx, cur.lastrowid)
+    return get_tx(tx, last_id(cur))
 
 
 def update(tx: Tx, type_id: int, changes: dict[str, Any], now: float) -> ResourceType:

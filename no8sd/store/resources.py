@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any
 
 from no8sd.errors import Conflict
-from no8sd.store.db import Database, Tx
+from no8sd.store.db import Database, Tx, last_id
 from no8sd.store.rows import History, Resource, dumps
 
 JSON_FIELDS = frozenset(Resource.JSON_COLUMNS)
@@ -59,7 +59,7 @@ def insert(tx: Tx, new: Resource) -> Resource:
             f"Resource '{new.name}' of type {new.resource_type_name} already exists"
         ) from None
     # Built, not read back: creates are the hottest write, and the row is exactly `new`.
-    resource = tx.rows[cur.lastrowid] = dataclasses.replace(new, id=cur.lastrowid)
+    resource = tx.rows[last_id(cur)] = dataclasses.replace(new, id=last_id(cur))
     tx.touched.add(resource.id)
     return resource
 

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from no8sd.errors import Conflict, NotFound
-from no8sd.store.db import Database, Tx
+from no8sd.store.db import Database, Tx, last_id
 from no8sd.store.rows import Webhook
 
 TABLE = "admission_webhooks"
@@ -38,7 +38,7 @@ def insert(tx: Tx, fields: dict[str, Any], now: float) -> Webhook:
     except sqlite3.IntegrityError:
         raise _duplicate(fields["name"]) from None
     tx.changed.add(TABLE)
-    return _get(tx, cur.lastrowid)
+    return _get(tx, last_id(cur))
 
 
 def update(tx: Tx, webhook_id: int, changes: dict[str, Any], now: float) -> Webhook:
