@@ -27,12 +27,12 @@ from no8sd.api.routes import Param, Routes
 from no8sd.api.util import path_id, query_str
 from no8sd.config import Settings
 from no8sd.core.principal import Principal
+from no8sd.core.watch import Cursor, is_removal
 from no8sd.errors import TooManyRequests, Unavailable, Unprocessable
 from no8sd.store.rows import Event
 
 routes = Routes("events")
 
-BATCH = 500
 FRAMES_PER_WRITE = 64
 WRITE_TIMEOUT = 30.0
 MAX_ID = 2**63 - 1
@@ -133,51 +133,37 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
     app = request.app
     settings = app[keys.SETTINGS]
     core = app[keys.CORE]
-    hub = core.hub
     streams = app[STREAMS]
-    cursor = _start_cursor(request)
+    after = _start_cursor(request)
     if request.method == "HEAD":
         return web.Response(headers=SSE_HEADERS)
     key = streams.open(access.principal(request), settings)
     response = web.StreamResponse(headers=SSE_HEADERS)
-    subscription = hub.subscribe()
     stopping = app[keys.STOPPING]
+    cursor = Cursor(core, after, resource_id=resource_id,
+                    resource_types=None if type_name is None else (type_name,), version=version)
     try:
         await response.prepare(request)
         await response.write(b"retry: 2000\n: connected\n\n")
-        if cursor is None:
-            cursor = hub.last_id
-        else:
-            oldest, newest = await core.event_bounds()
-            newest = max(newest, hub.last_id)
-            if cursor + 1 < oldest or cursor > newest:
-                # The client missed events we no longer have (or holds an id from another
-                # log): tell it to re-list, then carry on from what we do have.
-                resume = min(oldest - 1, newest) if cursor + 1 < oldest else newest
-                gap = {"event_type": "GAP", "last_event_id": cursor, "resume_after": resume,
-                       "detail": "events after last_event_id are no longer available; "
-                                 "re-list the resources, then continue from this stream"}
-                await _write(response, f"id: {resume}\nevent: GAP\ndata: {json.dumps(gap)}\n\n"
-                             .encode())
-                cursor = resume
+        gap = await cursor.gap()
+        if gap is not None:
+            # The client missed events we no longer have (or holds an id from another log):
+            # tell it to re-list, then carry on from what we do have.
+            body = {"event_type": "GAP", "last_event_id": gap.last_event_id,
+                    "resume_after": gap.resume_after,
+                    "detail": "events after last_event_id are no longer available; "
+                              "re-list the resources, then continue from this stream"}
+            await _write(response, f"id: {gap.resume_after}\nevent: GAP\n"
+                                   f"data: {json.dumps(body)}\n\n".encode())
         while not stopping.is_set():
-            subscription.signal.clear()
-            batch = hub.recent_after(cursor)
-            if batch is None:
-                published = hub.last_id  # read first: everything up to it is committed
-                batch = await core.events_after(cursor, limit=BATCH, resource_id=resource_id,
-                                                resource_type=type_name, version=version)
-                if not batch:
-                    # Nothing up to `published` matches this stream: skip ahead to it.
-                    cursor = max(cursor, published)
+            batch = await cursor.batch()
             # Everything this wake-up delivers goes out as one write.
             frames = []
             ended = False
             for event in batch:
-                cursor = event.id
                 if matches(event):
                     frames.append(_frame(event))
-                    if resource_id is not None and event.event_type == "REMOVED":
+                    if resource_id is not None and is_removal(event):
                         ended = True
                         break
                     if len(frames) >= FRAMES_PER_WRITE:  # bounded memory while catching up
@@ -190,15 +176,12 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
             if batch:
                 continue
             # Shutdown rings every doorbell too (Hub.ring_all), so one wait covers both.
-            try:
-                async with asyncio.timeout(settings.sse_heartbeat):
-                    await subscription.signal.wait()
-            except TimeoutError:
+            if not await cursor.wait(settings.sse_heartbeat):
                 await _write(response, b": heartbeat\n\n")
     except (ConnectionError, asyncio.CancelledError, TimeoutError):
         pass
     finally:
-        hub.unsubscribe(subscription)
+        cursor.close()
         streams.close(key)
     with contextlib.suppress(Exception):
         await response.write_eof()

@@ -99,11 +99,11 @@ class Core:
     # ---- the event log ---------------------------------------------------------------
 
     async def events_after(self, after_id: int, *, limit: int, resource_id: int | None = None,
-                           resource_type: str | None = None,
+                           resource_types: tuple[str, ...] | None = None,
                            version: str | None = None) -> list[Event]:
         """Committed events after `after_id`, oldest first, optionally filtered."""
         return await events.after(self.db, after_id, limit=limit, resource_id=resource_id,
-                                  resource_type=resource_type, version=version)
+                                  resource_types=resource_types, version=version)
 
     async def event_bounds(self) -> tuple[int, int]:
         """(oldest retained id, newest id) of the event log."""

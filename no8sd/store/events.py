@@ -31,7 +31,8 @@ def append(tx: Tx, event_type: str, resource: Resource, data: str, now: float) -
 
 
 async def after(db: Database, after_id: int, *, limit: int, resource_id: int | None = None,
-                resource_type: str | None = None, version: str | None = None) -> list[Event]:
+                resource_type: str | None = None, version: str | None = None,
+                resource_types: tuple[str, ...] | None = None) -> list[Event]:
     """Read up to `limit` events with id > after_id, oldest first, optionally filtered."""
     where: list[str] = ["id > ?"]
     params: list[Any] = [after_id]
@@ -44,6 +45,9 @@ async def after(db: Database, after_id: int, *, limit: int, resource_id: int | N
     if version is not None:
         where.append("resource_type_version = ?")
         params.append(version)
+    if resource_types is not None:
+        where.append(f"resource_type_name IN ({', '.join('?' * len(resource_types))})")
+        params.extend(resource_types)
     rows = await db.fetchall(
         "SELECT id, ts, event_type, resource_id, resource_type_name, resource_type_version, data"
         f" FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
