@@ -12,6 +12,7 @@ from collections.abc import Callable
 from no8sd.core import changes
 from no8sd.core.accounts import Accounts
 from no8sd.core.admission import AdmissionChain, Webhooks
+from no8sd.core.apply import Applier
 from no8sd.core.hub import Hub
 from no8sd.core.resources import OwnerLookup, Resources
 from no8sd.core.types import Types
@@ -39,6 +40,7 @@ class Core:
         self.webhooks = Webhooks(db, clock=clock)
         self.resources = Resources(db, self.types, self.admission, owner_of=owner_of,
                                    action_plugins=action_plugins, clock=clock)
+        self.applier = Applier(self.resources, self.types)
         self.accounts = Accounts(db, token_ttl=token_ttl,
                                  max_failures_user=login_max_failures_user,
                                  max_failures_address=login_max_failures_address,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from no8sd.core.validation import SpecValidators, check_schema
 from no8sd.store import resource_types as store
 from no8sd.store.db import Database
 from no8sd.store.rows import ResourceType
 from no8sd.timeutil import Clock
+
+# Resource type names and versions (POST /api/v1/resource-types and apply manifests).
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VERSION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$"
 
 
 class Types:
@@ -20,17 +24,21 @@ class Types:
         self.validators = SpecValidators()
 
     async def create(self, name: str, version: str, schema: Any, description: str | None,
-                     metadata: dict[str, Any] | None) -> ResourceType:
+                     metadata: dict[str, Any] | None, *, dry_run: bool = False
+                     ) -> ResourceType:
         """Register a resource type (its schema must be a valid JSON Schema)."""
         check_schema(schema)
-        return await self.db.write(store.insert, name, version, schema, description,
-                                   metadata or {}, self.clock.now())
+        write = self.db.preview if dry_run else self.db.write
+        return await write(store.insert, name, version, schema, description, metadata or {},
+                           self.clock.now())
 
-    async def update(self, type_id: int, changes: dict[str, Any]) -> ResourceType:
+    async def update(self, type_id: int, changes: dict[str, Any], *,
+                     dry_run: bool = False) -> ResourceType:
         """Apply a partial update to a resource type."""
         if "schema" in changes:
             check_schema(changes["schema"])
-        return await self.db.write(store.update, type_id, changes, self.clock.now())
+        write = self.db.preview if dry_run else self.db.write
+        return await write(store.update, type_id, changes, self.clock.now())
 
     async def delete(self, type_id: int) -> None:
         """Delete a resource type that no resource uses."""
