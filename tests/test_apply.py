@@ -63,7 +63,8 @@ async def test_changes_are_configured_with_their_diff(make_client):
     answer = await apply(client, [widget("a", spec={"size": 2}, metadata={"team": "x"})])
     [result] = answer["results"]
     assert result["result"] == "configured"
-    assert result["diff"] == [{"op": "replace", "path": "/spec/size", "value": 2}]
+    assert result["diff"] == [{"op": "test", "path": "/spec/size", "value": 1},
+                              {"op": "replace", "path": "/spec/size", "value": 2}]
     assert result["record"]["generation"] == 2
     # Metadata alone is not a new generation; fields left out are left alone.
     answer = await apply(client, [{**widget("a", metadata={"team": "y"}), "spec": None}])
@@ -75,7 +76,8 @@ async def test_changes_are_configured_with_their_diff(make_client):
     answer = await apply(client, [{**TYPE, "schema": schema, "description": "widgets"}])
     assert answer["results"][0]["result"] == "configured"
     ops = {(op["op"], op["path"]) for op in answer["results"][0]["diff"]}
-    assert ops == {("add", "/schema/required"), ("replace", "/description")}
+    assert ops == {("add", "/schema/required"), ("test", "/description"),
+                   ("replace", "/description")}
 
 
 async def test_one_bad_manifest_does_not_stop_the_others(make_client):
@@ -122,7 +124,8 @@ async def test_dry_run_answers_what_would_change_and_stores_nothing(make_client)
     events = await event_count(client)
     answer = await apply(client, [widget("a", spec={"size": 5}), widget("c")], dry_run=True)
     assert results(answer) == ["configured", "created"]
-    assert answer["results"][0]["diff"] == [{"op": "replace", "path": "/spec/size", "value": 5}]
+    assert answer["results"][0]["diff"] == [{"op": "test", "path": "/spec/size", "value": 1},
+                                            {"op": "replace", "path": "/spec/size", "value": 5}]
     assert answer["results"][0]["record"]["generation"] == 2  # what would be stored
     assert answer["results"][1]["record"]["status"] == "pending"
     stored = await get_json(client, "/api/v1/resources")

@@ -21,12 +21,13 @@ results come back in manifest order.
 
 A dry run is the real write of each object, run and rolled back (Database.preview), and
 answers what would change with an RFC 6902 JSON Patch (`diff`) from the stored object to
-the new one. A resource whose type this same dry run would create cannot be previewed
+the new one, each replaced or removed value preceded by a `test` holding the old one. A resource whose type this same dry run would create cannot be previewed
 against the store; it is checked against that type's schema and its reconciler instead.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Sequence
@@ -307,6 +308,16 @@ def _diff(kind: str, before: Resource | ResourceType | None,
 
 
 def _patch(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """RFC 6902 operations turning `before` into `after`."""
-    operations: list[dict[str, Any]] = jsonpatch.make_patch(before, after).patch
+    """RFC 6902 operations turning `before` into `after`. Each `replace` and `remove` is
+    preceded by a `test` of the value it changes, so the patch shows the old values too
+    (and applies only to the document it was made from)."""
+    operations: list[dict[str, Any]] = []
+    document = copy.deepcopy(before)
+    for operation in jsonpatch.make_patch(before, after).patch:
+        if operation["op"] in ("replace", "remove"):
+            old = jsonpatch.JsonPointer(operation["path"]).resolve(document)
+            operations.append({"op": "test", "path": operation["path"], "value": old})
+        operations.append(operation)
+        # A copy of the operation: its value is part of `after` (a stored record).
+        document = jsonpatch.apply_patch(document, [copy.deepcopy(operation)], in_place=True)
     return operations
