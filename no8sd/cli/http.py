@@ -51,7 +51,11 @@ class ClientError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.code = exit_code
+
+    @property  # click exits with this
+    def exit_code(self) -> int:  # type: ignore[override]
+        return self.code
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"no8sd: error: {self.message}", err=True, file=file)
@@ -177,9 +181,11 @@ class Connection:
                last_event_id: int | None = None, deadline: float | None = None,
                on_reconnect: Any = None) -> Iterator[Event]:
         """Yield the events of an SSE stream for ever (or until `deadline`, a monotonic
-        time, when it raises a ClientError with EXIT_TIMEOUT). A dropped connection is
-        opened again with the last id seen, so no event is lost or repeated; while the
-        daemon is down, `on_reconnect(reason)` is called before each new attempt."""
+        time, when it raises a ClientError with EXIT_TIMEOUT). Each connection first
+        yields its opening frame (type ""), so callers know when they are connected. A
+        dropped connection is opened again with the last id seen, so no event is lost or
+        repeated; while the daemon is down, `on_reconnect(reason)` is called before each
+        new attempt."""
         cursor = last_event_id
         pause = 0.2
         while True:
@@ -200,8 +206,7 @@ class Connection:
                 for event in _frames(response):
                     if event.id is not None:
                         cursor = event.id
-                    if event.type:
-                        yield event
+                    yield event
                 reason = "the stream ended"
             except (OSError, http.client.HTTPException) as exc:
                 reason = str(self._unreachable(exc).message) if isinstance(exc, OSError) \
@@ -217,7 +222,8 @@ class Connection:
 
 
 def _frames(response: http.client.HTTPResponse) -> Iterator[Event]:
-    """Parse text/event-stream frames; a frame with only an id updates the cursor."""
+    """Parse text/event-stream frames (comments skipped); a frame without `event:` has
+    type ""."""
     fields: dict[str, str] = {}
     data: list[str] = []
     while True:

@@ -48,7 +48,7 @@ def read(sources: tuple[str, ...]) -> list[Manifest]:
 
 
 def _walk(folder: Path) -> list[Path]:
-    files = []
+    files: list[Path] = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files.extend(Path(root) / n for n in names
@@ -95,6 +95,7 @@ def _yaml(text: str, name: str) -> list[tuple[int, Any]]:
     try:
         while loader.check_node():
             node = loader.get_node()
+            assert node is not None  # check_node said there is one
             documents.append((node.start_mark.line + 1, loader.construct_document(node)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

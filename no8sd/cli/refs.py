@@ -37,7 +37,7 @@ def split_type(text: str) -> tuple[str, str | None]:
 
 def type_name(conn: Connection, given: str) -> str:
     """The stored spelling of a type name (exact, else the one case-insensitive match)."""
-    names = {t["name"] for t in paged(conn, "/api/v1/resource-types")}
+    names: set[str] = {t["name"] for t in paged(conn, "/api/v1/resource-types")}
     if given in names:
         return given
     matches = sorted(n for n in names if n.lower() == given.lower())
@@ -66,8 +66,9 @@ def find_resource(conn: Connection, args: tuple[str, ...]) -> dict[str, Any]:
     if version is not None:
         found = conn.request("GET", f"/api/v1/resources/by-name/{stored}/{version}/{name}")
         return found
-    matches = [r for r in paged(conn, "/api/v1/resources", {"resource_type_name": stored})
-               if r["name"] == name]
+    matches: list[dict[str, Any]] = [
+        r for r in paged(conn, "/api/v1/resources", {"resource_type_name": stored})
+        if r["name"] == name]
     if not matches:
         raise ClientError(f"no {stored} named {name!r}", EXIT_NOT_FOUND)
     if len(matches) > 1:

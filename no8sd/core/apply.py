@@ -21,8 +21,9 @@ results come back in manifest order.
 
 A dry run is the real write of each object, run and rolled back (Database.preview), and
 answers what would change with an RFC 6902 JSON Patch (`diff`) from the stored object to
-the new one, each replaced or removed value preceded by a `test` holding the old one. A resource whose type this same dry run would create cannot be previewed
-against the store; it is checked against that type's schema and its reconciler instead.
+the new one, each replaced or removed value preceded by a `test` holding the old one. A
+resource whose type this same dry run would create cannot be previewed against the
+store; it is checked against that type's schema and its reconciler instead.
 """
 
 from __future__ import annotations
