@@ -18,7 +18,18 @@ import click
 
 from no8sd.cli import refs, session
 from no8sd.cli.http import EXIT_NOT_FOUND, ClientError, Connection, Event
-from no8sd.cli.output import FORMATS, age, coloured, compact, dump, echo, interactive, table
+from no8sd.cli.output import (
+    FORMATS,
+    age,
+    coloured,
+    compact,
+    dump,
+    echo,
+    interactive,
+    parse_time,
+    span,
+    table,
+)
 
 HEADERS: Final = ("NAME", "TYPE", "STATUS", "GEN/OBSERVED", "READY", "AGE")
 WIDE: Final = ("ID", "RETRIES", "NEXT RECONCILE", "MESSAGE")
@@ -53,16 +64,10 @@ def resource_row(r: dict[str, Any], *, wide: bool = False, now: float | None = N
 
 
 def age_until(text: str, now: float | None = None) -> str:
-    """`in 4m` or `now` for a due time."""
-    shown = age(text, now)
-    return "now" if shown.startswith("0") or _past(text, now) else f"in {shown}"
-
-
-def _past(text: str, now: float | None) -> bool:
-    from no8sd.cli.output import parse_time
-
+    """`in 4m`, or `now` for a due time that has come."""
     then = parse_time(text)
-    return then is not None and then <= (now or time.time())
+    left = 0.0 if then is None else then - (now or time.time())
+    return f"in {span(left)}" if left >= 1 else "now"
 
 
 @click.command("get")
@@ -92,7 +97,7 @@ def get_command(what: str, name: str | None, type_version: str | None, status: s
     if what.lower() in ALL_TYPES:
         if watch:
             raise click.UsageError("--watch follows resources, not types")
-        _print_types(conn, name, output)
+        print_types(conn, name, output)
         return
     type_name: str | None = None
     if what.lower() not in ALL_RESOURCES:
@@ -144,7 +149,7 @@ def _print_resources(listed: list[dict[str, Any]], output: str | None) -> None:
                    colour_column=2))
 
 
-def _print_types(conn: Connection, name: str | None, output: str | None) -> None:
+def print_types(conn: Connection, name: str | None, output: str | None) -> None:
     found = refs.paged(conn, "/api/v1/resource-types")
     if name is not None:
         given, version = refs.split_type(name)

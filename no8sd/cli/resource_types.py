@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from no8sd.cli import refs, session
-from no8sd.cli.get import _print_types
+from no8sd.cli.get import print_types
 from no8sd.cli.http import EXIT_NOT_FOUND, ClientError
 from no8sd.cli.output import FORMATS, dump, echo
 
@@ -23,7 +23,7 @@ def types_list(output: str | None) -> None:
 
     Example: no8sd types list
     """
-    _print_types(session.connect(), None, output)
+    print_types(session.connect(), None, output)
 
 
 @types_group.command("show")

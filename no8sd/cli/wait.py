@@ -32,7 +32,7 @@ _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 Check = Callable[[dict[str, Any] | None], tuple[bool, str | None]]
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2 on
     """A duration: 90, 90s, 5m, 1.5h, 500ms."""
 
     name = "duration"
