@@ -499,3 +499,17 @@ def test_plugins_from_the_daemon(shared):
     reconcilers = json.loads(shared.ok("plugins", "-o", "json"))["reconcilers"]
     assert [(p["name"], p["state"], p["last_error"]) for p in reconcilers] == \
         [("widgets", "running", None)]
+
+
+def test_shell_completion_asks_the_daemon(shared, tmp_path):
+    apply_objects(shared, tmp_path, widget("completes-me"))
+    words = shared(_NO8SD_COMPLETE="bash_complete", COMP_WORDS="no8sd describe widget/comp",
+                   COMP_CWORD="2")
+    assert words.stdout.split() == ["plain,widget/completes-me"], words.stderr
+    targets = shared(_NO8SD_COMPLETE="bash_complete", COMP_WORDS="no8sd get ",
+                     COMP_CWORD="2").stdout.split()
+    assert targets == ["plain,resources", "plain,types", "plain,Widget"]
+    # Without a daemon there is nothing to suggest, and nothing is printed but that.
+    quiet = Cli(tmp_path, "http://127.0.0.1:9")(_NO8SD_COMPLETE="bash_complete",
+                                                COMP_WORDS="no8sd describe w", COMP_CWORD="2")
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "" and quiet.stderr == ""

@@ -12,7 +12,8 @@ from no8sd.cli.wait import Duration, wait_until
 
 
 @click.command("delete")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @click.option("--wait", "wait_", is_flag=True, help="Wait until it is gone (its finalizers "
                                                     "have run).")
 @click.option("--timeout", type=Duration(), default="5m", show_default=True,
@@ -36,7 +37,8 @@ def delete_command(resource: tuple[str, ...], wait_: bool, timeout: float) -> No
 
 
 @click.command("reconcile")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @session.connection_options
 def reconcile_command(resource: tuple[str, ...]) -> None:
     """Reconcile a resource now (its reconciler is woken at once).
@@ -50,7 +52,8 @@ def reconcile_command(resource: tuple[str, ...]) -> None:
 
 
 @click.command("history")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True,
               help="How many entries (newest first).")
 @click.option("-o", "--output", type=click.Choice(["json", "yaml"]),
@@ -97,7 +100,8 @@ def _edit(resource: tuple[str, ...], names: tuple[str, ...], field: str) -> None
 
 
 @finalizers_group.command("add")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @click.option("--name", "names", multiple=True, required=True,
               help="A finalizer to add (repeatable).")
 @session.connection_options
@@ -110,7 +114,8 @@ def finalizers_add(resource: tuple[str, ...], names: tuple[str, ...]) -> None:
 
 
 @finalizers_group.command("remove")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @click.option("--name", "names", multiple=True, required=True,
               help="A finalizer to remove (repeatable).")
 @session.connection_options

@@ -45,7 +45,8 @@ def due_reason(r: dict[str, Any]) -> str:
 
 
 @click.command("describe")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @click.option("--history", "history_count", type=click.IntRange(0, 1000), default=HISTORY,
               show_default=True, help="How many history entries to show.")
 @session.connection_options

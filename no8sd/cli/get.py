@@ -71,7 +71,8 @@ def age_until(text: str, now: float | None = None) -> str:
 
 
 @click.command("get")
-@click.argument("what", metavar="resources|types|TYPE[/VERSION]")
+@click.argument("what", metavar="resources|types|TYPE[/VERSION]",
+                shell_complete=refs.complete_target)
 @click.argument("name", required=False)
 @click.option("--version", "type_version", metavar="VERSION",
               help="Only resources of this type version.")

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+import click
+from click.shell_completion import CompletionItem
+
 from no8sd.cli.http import EXIT_NOT_FOUND, EXIT_USAGE, ClientError, Connection
 
 PAGE: Final = 1000
-RESOURCE_HELP: Final = "ID, TYPE/NAME, or TYPE[/VERSION] NAME"
+RESOURCE_HELP: Final = "ID|TYPE/NAME|TYPE[/VERSION] NAME"
 
 
 def paged(conn: Connection, path: str, query: dict[str, Any] | None = None) -> list[Any]:
@@ -81,3 +84,38 @@ def find_resource(conn: Connection, args: tuple[str, ...]) -> dict[str, Any]:
 def label(resource: dict[str, Any]) -> str:
     """How a resource is named in output: `dnsrecord/api-record`."""
     return f"{resource['resource_type_name'].lower()}/{resource['name']}"
+
+
+# ---- shell completion: ask the daemon, quietly -----------------------------------------
+
+
+def _completions(words: list[str], incomplete: str) -> list[CompletionItem]:
+    return [CompletionItem(w) for w in words if w.lower().startswith(incomplete.lower())]
+
+
+def _quietly(read: Any) -> list[str]:
+    """What `read(conn)` answers, or nothing when the daemon cannot say (completion must
+    never print errors into the shell)."""
+    from no8sd.cli import session
+
+    try:
+        server, token = session.resolve()
+        found: list[str] = read(Connection(server, token, timeout=2.0))
+        return found
+    except Exception:  # any failure means "no suggestions"
+        return []
+
+
+def complete_target(ctx: click.Context, param: click.Parameter,
+                    incomplete: str) -> list[CompletionItem]:
+    """`get`'s first argument: resources, types, or a type name."""
+    names = _quietly(lambda conn: sorted({t["name"] for t in
+                                          paged(conn, "/api/v1/resource-types")}))
+    return _completions(["resources", "types", *names], incomplete)
+
+
+def complete_resource(ctx: click.Context, param: click.Parameter,
+                      incomplete: str) -> list[CompletionItem]:
+    """A resource argument: `type/name` of every resource."""
+    return _completions(_quietly(lambda conn: [label(r) for r in
+                                               paged(conn, "/api/v1/resources")]), incomplete)

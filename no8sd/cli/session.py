@@ -79,7 +79,8 @@ def connection_options(fn: F) -> F:
 
 def given() -> dict[str, str]:
     """The --server / --token given to the running command (flag or environment)."""
-    found: dict[str, str] = click.get_current_context().meta.get(_META, {})
+    ctx = click.get_current_context(silent=True)  # none while completing a shell word
+    found: dict[str, str] = ctx.meta.get(_META, {}) if ctx is not None else {}
     return found
 
 
@@ -87,8 +88,9 @@ def resolve() -> tuple[str, str | None]:
     """(server, token) for this command: flags and environment, the stored login, the
     default server."""
     chosen = given()
-    server = chosen.get("server")
-    token = chosen.get("token")
+    # The environment directly too: shell completion runs without the options' callbacks.
+    server = chosen.get("server") or os.environ.get("NO8SD_SERVER") or None
+    token = chosen.get("token") or os.environ.get("NO8SD_TOKEN") or None
     if server is None or token is None:
         logins = load_logins()
         server = server or logins.get("current") or DEFAULT_SERVER

@@ -97,7 +97,8 @@ def state_of(r: dict[str, Any] | None) -> str:
 
 
 @click.command("wait")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP)
+@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                shell_complete=refs.complete_resource)
 @click.option("--for", "wanted", required=True, metavar=FOR_HELP,
               help="What to wait for (a condition's status defaults to True).")
 @click.option("--timeout", type=Duration(), default="5m", show_default=True,
