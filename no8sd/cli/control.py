@@ -99,29 +99,25 @@ def _edit(resource: tuple[str, ...], names: tuple[str, ...], field: str) -> None
         echo(f"{refs.label(found)} removed (its last finalizer is gone)")
 
 
-@finalizers_group.command("add")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
-                shell_complete=refs.complete_resource)
-@click.option("--name", "names", multiple=True, required=True,
-              help="A finalizer to add (repeatable).")
-@session.connection_options
-def finalizers_add(resource: tuple[str, ...], names: tuple[str, ...]) -> None:
-    """Add finalizers to a resource (deletion waits until they are removed).
+def _finalizer_command(field: str, help_text: str) -> click.Command:
+    """`finalizers add` or `finalizers remove`: the same command but for the edit."""
 
-    Example: no8sd finalizers add DnsRecord/v1 api-record --name backup.example.com
-    """
-    _edit(resource, names, "add")
+    @finalizers_group.command(field, help=help_text)
+    @click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
+                    shell_complete=refs.complete_resource)
+    @click.option("--name", "names", multiple=True, required=True,
+                  help=f"A finalizer to {field} (repeatable).")
+    @session.connection_options
+    def command(resource: tuple[str, ...], names: tuple[str, ...]) -> None:
+        _edit(resource, names, field)
+
+    return command
 
 
-@finalizers_group.command("remove")
-@click.argument("resource", nargs=-1, required=True, metavar=refs.RESOURCE_HELP,
-                shell_complete=refs.complete_resource)
-@click.option("--name", "names", multiple=True, required=True,
-              help="A finalizer to remove (repeatable).")
-@session.connection_options
-def finalizers_remove(resource: tuple[str, ...], names: tuple[str, ...]) -> None:
-    """Remove finalizers; removing the last one of a deleting resource removes it.
-
-    Example: no8sd finalizers remove DnsRecord/v1 api-record --name backup.example.com
-    """
-    _edit(resource, names, "remove")
+finalizers_add = _finalizer_command(
+    "add", "Add finalizers to a resource (deletion waits until they are removed).\n\n"
+           "Example: no8sd finalizers add DnsRecord/v1 api-record --name backup.example.com")
+finalizers_remove = _finalizer_command(
+    "remove", "Remove finalizers; removing the last one of a deleting resource removes "
+              "it.\n\nExample: no8sd finalizers remove DnsRecord/v1 api-record --name "
+              "backup.example.com")
