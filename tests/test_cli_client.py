@@ -93,8 +93,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One daemon (Widget plugin, type registered) for the tests that only add resources
     with names of their own."""
     home = tmp_path_factory.mktemp("cli")
+    # A short grace: a test leaves a reconcile sleeping, which shutdown then cuts off.
     daemon = Daemon(["--db", str(home / "daemon.db"), "--port", "0", "--no-entry-points",
-                     *PLUGIN]).start()
+                     "--shutdown-grace", "1", *PLUGIN]).start()
     cli = Cli(home, daemon.url)
     (home / "type.yaml").write_text(TYPE_YAML)
     cli.ok("apply", "-f", str(home / "type.yaml"))
