@@ -2,11 +2,11 @@
 
 Run by hand (not by CI):  python tests/bench/bench_cli.py [--runs N]
 
-Against a real `no8sd` daemon holding a few resources, runs `no8sd get resources` N
-times and reports the median and spread of its wall time, beside what it costs to start
-Python and import aiohttp.web (`python -c 'import aiohttp.web'`, the floor for any
-client built on aiohttp) and a bare `python -c pass`, measured the same way in the same
-run, with the ratios.
+Against a real `no8sd` daemon, runs `no8sd get resources` N times and reports the
+median and spread of its wall time, beside `no8sd --version` (the command without the
+request), what it costs to start Python and import aiohttp.web (`python -c 'import
+aiohttp.web'`, the floor for any client built on aiohttp) and a bare `python -c pass`,
+the commands taking turns in the same run, with the ratios.
 """
 
 from __future__ import annotations
@@ -38,14 +38,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def timed(command: list[str], env: dict[str, str], runs: int) -> list[float]:
-    """Wall times (ms) of `runs` runs of a command (after one warm-up run)."""
-    subprocess.run(command, env=env, check=True, capture_output=True)
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
+def timed(commands: dict[str, tuple[list[str], dict[str, str]]],
+          runs: int) -> dict[str, list[float]]:
+    """Wall times (ms) of `runs` runs of each command (after one warm-up run each). The
+    commands take turns, so a busy moment on a shared machine weighs on all alike."""
+    for command, env in commands.values():
         subprocess.run(command, env=env, check=True, capture_output=True)
-        times.append((time.perf_counter() - started) * 1000)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (command, env) in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            times[name].append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -76,19 +80,22 @@ def main() -> None:
                         raise
                     time.sleep(0.1)
             client_env = {**env, "NO8SD_SERVER": url, "XDG_CONFIG_HOME": scratch}
-            get = summary(timed([str(BIN), "get", "resources"], client_env, args.runs))
-            aiohttp_web = summary(timed([sys.executable, "-c", "import aiohttp.web"], env,
-                                        args.runs))
-            bare = summary(timed([sys.executable, "-c", "pass"], env, args.runs))
+            times = timed({
+                "get": ([str(BIN), "get", "resources"], client_env),
+                "version": ([str(BIN), "--version"], client_env),
+                "aiohttp": ([sys.executable, "-c", "import aiohttp.web"], env),
+                "bare": ([sys.executable, "-c", "pass"], env),
+            }, args.runs)
         finally:
             daemon.terminate()
             daemon.wait()
+    get, aiohttp_web = summary(times["get"]), summary(times["aiohttp"])
     emit("no8sd get resources", runs=args.runs, **get)
+    emit("no8sd --version", runs=args.runs, **summary(times["version"]))
     emit("python -c 'import aiohttp.web'", runs=args.runs, **aiohttp_web)
-    emit("python -c pass", runs=args.runs, **bare)
+    emit("python -c pass", runs=args.runs, **summary(times["bare"]))
     emit("ratios", get_to_aiohttp_import=round(get["median_ms"] / aiohttp_web["median_ms"], 2),
-         get_to_bare_python=round(get["median_ms"] / bare["median_ms"], 2))
-
+         get_to_bare_python=round(get["median_ms"] / summary(times["bare"])["median_ms"], 2))
 
 if __name__ == "__main__":
     main()
