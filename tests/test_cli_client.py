@@ -486,7 +486,7 @@ def test_every_command_has_help_with_an_example(tmp_path):
         command = main.get_command(None, name)  # type: ignore[arg-type]
         leaves = [[name]]
         if hasattr(command, "commands"):
-            leaves = [[name, sub] for sub in command.commands]
+            leaves += [[name, sub] for sub in command.commands]
         for path in leaves:
             text = cli.ok(*path, "--help")
             assert "Example" in text, f"no8sd {' '.join(path)} --help has no example"

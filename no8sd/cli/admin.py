@@ -102,7 +102,10 @@ def _user_id(conn: Connection, username: str) -> int:
 
 @click.group("user")
 def user_group() -> None:
-    """Manage users (on a running daemon, or in the database file)."""
+    """Manage users (on a running daemon, or in the database file).
+
+    Example: no8sd --db /srv/no8sd/no8sd.db user create --admin alice
+    """
 
 
 @user_group.command("create")
@@ -139,7 +142,10 @@ def user_create(invocation: Invocation, admin: bool, name: str) -> None:
 
 @click.group("token")
 def token_group() -> None:
-    """Manage named API tokens (on a running daemon, or in the database file)."""
+    """Manage named API tokens (on a running daemon, or in the database file).
+
+    Example: no8sd token list
+    """
 
 
 @token_group.command("create")

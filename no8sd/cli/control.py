@@ -85,7 +85,10 @@ def history_command(resource: tuple[str, ...], limit: int, output: str | None) -
 
 @click.group("finalizers")
 def finalizers_group() -> None:
-    """Add or remove a resource's finalizers."""
+    """Add or remove a resource's finalizers.
+
+    Example: no8sd finalizers add dnsrecord/api-record --name backup.example.com
+    """
 
 
 def _edit(resource: tuple[str, ...], names: tuple[str, ...], field: str) -> None:

@@ -12,7 +12,10 @@ from no8sd.cli.output import FORMATS, dump, echo
 
 @click.group("types")
 def types_group() -> None:
-    """List resource types, or show one's schema."""
+    """List resource types, or show one's schema.
+
+    Example: no8sd types show DnsRecord/v1
+    """
 
 
 @types_group.command("list")
