@@ -140,6 +140,29 @@ def user_create(invocation: Invocation, admin: bool, name: str) -> None:
     click.echo(f"Created {'admin' if is_admin else 'user'} {username} (id {user_id})")
 
 
+@user_group.command("end-sessions")
+@click.argument("name")
+@session.connection_options
+@click.pass_obj
+def user_end_sessions(invocation: Invocation, name: str) -> None:
+    """End every login session of user NAME (API tokens keep working); its open event
+    streams close within a second.
+
+    Example: no8sd user end-sessions alice
+    """
+    if over_http(invocation):
+        conn = session.connect()
+        conn.request("DELETE", f"/api/v1/users/{_user_id(conn, name)}/sessions")
+        click.echo(f"Ended the login sessions of {name}")
+        return
+
+    async def work(accounts: Accounts) -> int:
+        return await accounts.end_sessions((await accounts.find_user(name)).id)
+
+    ended = with_accounts(invocation, work)
+    click.echo(f"Ended {ended} login session(s) of {name}")
+
+
 @click.group("token")
 def token_group() -> None:
     """Manage named API tokens (on a running daemon, or in the database file).

@@ -202,7 +202,7 @@ class Applier:
                           f"'{m.type_name}' and no action_plugin specified")
         if not spec:
             raise Invalid("spec is required")
-        self.types.validate(pending, spec)
+        await self.types.validate(pending, spec)
         wanted = {k: m.fields.get(k) or {} for k in _DIFFED[RESOURCE]}
         return m.outcome(CREATED, diff=_patch({}, wanted),
                          note=f"its type {m.type_name}/{m.version} is created by this apply: "
