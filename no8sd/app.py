@@ -35,6 +35,7 @@ from no8sd.api import (
     users,
     watch,
 )
+from no8sd.api import apply as apply_api
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
@@ -53,7 +54,7 @@ from no8sd.store.db import Database
 log = logging.getLogger("no8sd")
 
 ROUTE_MODULES = (health, openapi, resource_types, resources, watch, auth, users, roles,
-                 webhooks_api, plugins_api)
+                 webhooks_api, plugins_api, apply_api)
 PRUNE_EVERY = 60.0
 
 

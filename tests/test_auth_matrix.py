@@ -279,6 +279,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
                                                     fixed("/api/v1/plugins/secret-stores")),
     ("GET", "/api/v1/plugins/inputs"): Entry(("system", "view_plugins"), 200,
                                              fixed("/api/v1/plugins/inputs")),
+    # server-side apply: any caller may ask; each object is authorized on its own (below)
+    ("POST", "/api/v1/apply"): Entry(ANY, 200, fixed("/api/v1/apply", {"manifests": []})),
 }
 
 # Callers with a valid token, and what each may do.
@@ -420,3 +422,38 @@ async def test_lists_and_403s_reveal_nothing_about_unreadable_resources(make_cli
         resp = await w.call("GET", f"/api/v1/resources/by-name/Widget/v1/{name}",
                             w.tokens["norole"])
         assert resp.status == 403
+
+
+async def test_apply_authorizes_each_object(make_client):
+    """Each manifest needs the right its action needs: CREATE for a new resource, UPDATE
+    for an existing one (changed or not), admin for a type; the others still apply."""
+    w = await build_world(make_client)
+    expected_rules = (("op", "CREATE"), ("op", "UPDATE"), ("op", "UPDATE"), ADMIN_ONLY)
+    for caller in CALLERS:
+        manifests = [
+            {"name": f"apply-{w.n()}", "resource_type_name": "Widget",
+             "resource_type_version": "v1", "spec": {"size": 1}},
+            {"name": w.widget["name"], "resource_type_name": "Widget",
+             "resource_type_version": "v1", "spec": {"size": 1 + w.n()}},
+            {"name": w.widget["name"], "resource_type_name": "Widget",
+             "resource_type_version": "v1"},
+            {"kind": "ResourceType", "name": f"Applied{w.n()}", "version": "v1", "schema": {}},
+        ]
+        resp = await w.call("POST", "/api/v1/apply", w.tokens[caller],
+                            body={"manifests": manifests})
+        assert resp.status == 200, caller
+        answers = (await resp.json())["results"]
+        for rule, answer in zip(expected_rules, answers, strict=True):
+            if allowed(caller, rule):
+                assert answer["result"] in ("created", "configured", "unchanged"), \
+                    (caller, answer)
+            else:
+                detail = "Admin role required" if rule == ADMIN_ONLY else \
+                    "Insufficient permissions"
+                assert (answer["result"], answer["status"], answer["detail"]) == \
+                    ("error", 403, detail), (caller, answer)
+    # A dry run is authorized the same way.
+    resp = await w.call("POST", "/api/v1/apply?dry_run=true", w.tokens["READ"], body={
+        "manifests": [{"name": "never", "resource_type_name": "Widget",
+                       "resource_type_version": "v1", "spec": {"size": 1}}]})
+    assert (await resp.json())["results"][0]["status"] == 403

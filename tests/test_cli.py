@@ -139,10 +139,10 @@ def test_signals_stop_cleanly_with_exit_code_zero(daemon_factory, tmp_path, sig)
 
 def test_plugins_command_lists_what_would_be_loaded():
     result = run("--no-entry-points", "--plugin", "no8sd_testplugins.widgets:WidgetReconciler",
-                 "--plugin", "no8sd_testplugins.widgets:WidgetThief", "plugins")
+                 "--plugin", "no8sd_testplugins.widgets:WidgetThief", "plugins", "--local")
     assert result.returncode == 0
     assert "widgets" in result.stdout and "Widget" in result.stdout
     assert "failed:" in result.stdout and "already claimed by reconciler 'widgets'" in \
         result.stdout
-    empty = run("--no-entry-points", "plugins")
+    empty = run("--no-entry-points", "plugins", "--local")
     assert "No reconciler plugins found." in empty.stdout

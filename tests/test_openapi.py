@@ -91,6 +91,15 @@ async def test_real_responses_match_their_documented_schemas(make_client):
         ("POST", "/api/v1/resources?dry_run=true", "/api/v1/resources",
          {"name": "d", "resource_type_name": "Widget", "resource_type_version": "v1",
           "spec": {"size": 2}}),
+        ("POST", "/api/v1/apply", "/api/v1/apply", {"manifests": [
+            {"name": "w", "resource_type_name": "Widget", "resource_type_version": "v1",
+             "spec": {"size": 3}},
+            {"kind": "ResourceType", "name": "Widget", "version": "v1",
+             "schema": {"type": "object"}}, {"name": "x"}]}),
+        ("POST", "/api/v1/apply?dry_run=true", "/api/v1/apply", {"manifests": [
+            {"name": "new", "resource_type_name": "Widget", "resource_type_version": "v1",
+             "spec": {"size": 3}}]}),
+        ("POST", "/api/v1/apply", "/api/v1/apply", {"manifests": "no"}),
         ("DELETE", f"/api/v1/resources/{rid}", "/api/v1/resources/{resource_id}", None),
         ("PUT", f"/api/v1/resources/{rid}/finalizers",
          "/api/v1/resources/{resource_id}/finalizers", {"remove": ["x", "widgets"]}),

@@ -92,6 +92,26 @@ async def test_resume_point_older_than_retention_gets_a_gap_event(make_client, t
     assert (await next_event(resp)).data["resource_name"] == "late"
 
 
+async def test_a_fresh_stream_says_where_it_starts(make_client):
+    """Its opening frame carries the newest id, so a client that loses the connection
+    before any event arrives resumes from there and misses nothing."""
+    client = await make_client(WidgetReconciler())
+    await create_widget_type(client)
+    await create_widget(client, "first")
+    await wait_for(lambda: all_ready(client))
+    newest = client.server.app[keys.CORE].hub.last_id
+    resp = await client.get("/api/v1/events")
+    opening = await next_frame(resp)
+    assert opening.id == newest and opening.event is None
+    resp.close()
+    await create_widget(client, "while-away")
+    resumed = await client.get("/api/v1/events", headers={"Last-Event-ID": str(opening.id)})
+    frame = await next_event(resumed)
+    assert (frame.id, frame.event, frame.data["resource_name"]) == \
+        (newest + 1, "CREATED", "while-away")
+    resumed.close()
+
+
 async def test_heartbeats_on_idle_streams(make_client, tmp_path):
     client = await make_client(settings=make_settings(tmp_path, sse_heartbeat=0.1))
     resp = await client.get("/api/v1/events")

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from no8sd.api.util import BodySchema
+from no8sd.core import types
 
-TYPE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-TYPE_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$"
+TYPE_NAME_PATTERN = types.NAME_PATTERN
+TYPE_VERSION_PATTERN = types.VERSION_PATTERN
 
 OBJECT_OR_NULL: dict[str, Any] = {"type": ["object", "null"]}
 STRING_OR_NULL: dict[str, Any] = {"type": ["string", "null"]}

@@ -2,7 +2,8 @@
 
 Each stream is a cursor over the event log. `id:` is the log id, so a client that
 reconnects with `Last-Event-ID` (header, or `?last_event_id=` for browsers) resumes
-exactly after it, across daemon restarts too. A resume point older than retention
+exactly after it, across daemon restarts too; a stream opened without one says where it
+starts (an `id:` in its opening frame). A resume point older than retention
 first gets a GAP event (re-list, then carry on). Streams read from the hub's shared
 ring of recent events, or from the store when they have fallen behind, and wait on a
 doorbell otherwise: no per-client queue, so a slow client costs nothing but its own
@@ -144,7 +145,13 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
                     resource_types=None if type_name is None else (type_name,), version=version)
     try:
         await response.prepare(request)
-        await response.write(b"retry: 2000\n: connected\n\n")
+        if after is None:
+            # Start at the newest event, and say so: a client that loses the connection
+            # before any event arrives can still resume from here without a gap.
+            await response.write(f"retry: 2000\nid: {cursor.position}\n: connected\n\n"
+                                 .encode())
+        else:
+            await response.write(b"retry: 2000\n: connected\n\n")
         gap = await cursor.gap()
         if gap is not None:
             # The client missed events we no longer have (or holds an id from another log):

@@ -14,6 +14,7 @@ from no8sd import background
 from no8sd.core import changes
 from no8sd.core.accounts import Accounts
 from no8sd.core.admission import AdmissionChain, Webhooks
+from no8sd.core.apply import Applier
 from no8sd.core.hub import Hub, Signal
 from no8sd.core.resources import OwnerLookup, Resources
 from no8sd.core.types import Types
@@ -46,6 +47,7 @@ class Core:
         self.webhooks = Webhooks(db, clock=clock)
         self.resources = Resources(db, self.types, self.admission, owner_of=owner_of,
                                    action_plugins=action_plugins, clock=clock)
+        self.applier = Applier(self.resources, self.types)
         # Rung when users, tokens or roles change (here or in another process): open event
         # streams re-check their caller at once instead of at their next heartbeat.
         self.accounts_changed = Signal()

@@ -25,6 +25,9 @@ from no8sd.store.db import Database
 from no8sd.store.rows import ResourceType
 from no8sd.timeutil import Clock
 
+# Resource type names and versions (POST /api/v1/resource-types and apply manifests).
+NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VERSION_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$"
 # Budgets are wall-clock, so more threads than cores let concurrent hostile requests all
 # meet their budget instead of queueing behind each other; the cap bounds the threads.
 VALIDATION_THREADS: Final = max(4, 2 * (os.cpu_count() or 2))
@@ -69,17 +72,21 @@ class Types:
                                  self.validation_budget)
 
     async def create(self, name: str, version: str, schema: Any, description: str | None,
-                     metadata: dict[str, Any] | None) -> ResourceType:
+                     metadata: dict[str, Any] | None, *, dry_run: bool = False
+                     ) -> ResourceType:
         """Register a resource type (its schema must be a valid JSON Schema)."""
         await self.check_schema(schema)
-        return await self.db.write(store.insert, name, version, schema, description,
-                                   metadata or {}, self.clock.now())
+        write = self.db.preview if dry_run else self.db.write
+        return await write(store.insert, name, version, schema, description, metadata or {},
+                           self.clock.now())
 
-    async def update(self, type_id: int, changes: dict[str, Any]) -> ResourceType:
+    async def update(self, type_id: int, changes: dict[str, Any], *,
+                     dry_run: bool = False) -> ResourceType:
         """Apply a partial update to a resource type."""
         if "schema" in changes:
             await self.check_schema(changes["schema"])
-        return await self.db.write(store.update, type_id, changes, self.clock.now())
+        write = self.db.preview if dry_run else self.db.write
+        return await write(store.update, type_id, changes, self.clock.now())
 
     async def delete(self, type_id: int) -> None:
         """Delete a resource type that no resource uses."""
