@@ -50,6 +50,10 @@ class Types:
         return await store.list_types(self.db, name=name, status=status, limit=limit,
                                       offset=offset)
 
+    async def all(self) -> list[ResourceType]:
+        """Every resource type, by name then version (served from memory)."""
+        return await store.all_types(self.db)
+
     def validate(self, resource_type: ResourceType, spec: Any) -> None:
         """Raise Invalid listing every violation if `spec` does not fit the type's schema."""
         self.validators.validate(resource_type, spec)
