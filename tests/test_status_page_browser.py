@@ -334,6 +334,35 @@ def test_page_reconnects_after_a_daemon_restart_and_catches_up(page, daemon_fact
     assert all(e["source"] == "network" for e in errors), describe(errors)
 
 
+def test_stream_reader_parses_split_frames_and_remembers_where_it_was(page,
+                                                                      daemon_factory):
+    """The page's own SSE parser (stream.js) on frames cut at awkward places."""
+    daemon = daemon_factory()
+    page.open(daemon.url + "/")
+    page.wait(lambda: "Live" in page.text("#conn"), what="the page")
+    chunks = ["retry: 2000\n: connected\n\n", "id: 7\nevent: MODI", 'FIED\ndata: {"a":',
+              "1}\r\n\r", "\n: heartbeat\n\nid: 8\nevent: GAP\ndata: {\"resume_after\":",
+              "\ndata: 12}\n\n", "id: 9\n\n", "id: 99999999999999999999\nevent: X\n"]
+    result = page.driver.execute_async_script("""
+        const [chunks, done] = arguments;
+        import("/ui/stream.js").then(async ({EventStream}) => {
+          const got = [];
+          const stream = new EventStream({onEvent: (e) => got.push(e), onState() {},
+                                          onUnauthorized() {}});
+          stream.controller = new AbortController();
+          const encoder = new TextEncoder();
+          const body = new ReadableStream({start(c) {
+            for (const chunk of chunks) c.enqueue(encoder.encode(chunk));
+            c.close();
+          }});
+          await stream.read(body);
+          done({got, last: stream.lastId});
+        }).catch((e) => done({error: String(e)}));""", chunks)
+    assert result == {"got": [{"id": "7", "type": "MODIFIED", "data": {"a": 1}},
+                              {"id": "8", "type": "GAP", "data": {"resume_after": 12}}],
+                      "last": "9"}
+
+
 # ---- phones and screenshots --------------------------------------------------------------
 
 
@@ -369,4 +398,11 @@ def test_main_views_fit_desktop_and_phone_and_are_saved_as_screenshots(page, dae
             assert width <= size[0], f"{view} is {width}px wide at {size[0]}px"
             shot = page.screenshot(f"status-page-{view}-{label}")
             assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Dark when the system is dark.
+    page.viewport(PHONE, dark=True)
+    page.js("location.hash = '#/';")
+    page.wait(lambda: "2\nFailed" in page.text("#tiles"), what="the overview")
+    background = page.js("return getComputedStyle(document.body).backgroundColor;")
+    assert sum(map(int, background[4:-1].split(",")[:3])) < 120, background
+    page.screenshot("status-page-overview-phone-dark")
     no_console_errors(page)

@@ -133,16 +133,19 @@ function onEvent(event) {
 
 async function onStreamState(state, {resumed}) {
   showConnection(state);
-  if (state === "live" && resumed) {
-    // Back after a drop or a daemon restart: the stream replays what was missed; the
-    // caller's rights may have changed meanwhile, and views re-read what they show.
+  if (state !== "live") return;
+  if (resumed) {
+    // Back after a drop or a daemon restart: the stream replays what was missed, and the
+    // caller's rights may have changed meanwhile.
     try {
       await app.reloadPermissions();
     } catch {
       return;
     }
-    app.view?.refresh?.();
   }
+  // Read the view again once the stream is connected, so a change made between the
+  // view's first read and the stream's start is not missed.
+  app.view?.refresh?.();
 }
 
 // ---- session --------------------------------------------------------------------------

@@ -66,6 +66,7 @@ export function mount(root, params, app) {
   }
 
   const loadHistory = throttled(async () => {
+    if (removed) return;
     try {
       const past = await api(`/api/v1/resources/${id}/history?limit=10`);
       if (alive && !removed) {
@@ -128,7 +129,8 @@ export function mount(root, params, app) {
     const rows = [
       ["Status", [statusBadge(r.status), r.status_message ? h("span", {class: "message"}, r.status_message) : null]],
       ["Generation", [`${r.generation} (observed ${r.observed_generation})`,
-        r.observed_generation < r.generation ? h("span", {class: "tag"}, "new spec not reconciled yet") : null]],
+        r.observed_generation < r.generation
+          ? h("span", {class: "tag"}, `generation ${r.generation} not reconciled yet`) : null]],
       ["Retries", count(r.retry_count)],
       ["Next reconcile", [r.next_reconcile_time ? timeEl(r.next_reconcile_time) : "—",
         h("span", {class: "why"}, dueReason(r))]],
@@ -230,7 +232,8 @@ export function mount(root, params, app) {
       resource = {...resource, ...data.resource_data};
       render();
     }
-    if (data.event_type === "RECONCILED") loadHistory();
+    // A deleting resource's last reconcile is followed by its removal: nothing to read.
+    if (data.event_type === "RECONCILED" && resource?.status !== "deleting") loadHistory();
   }
 
   load();

@@ -208,7 +208,8 @@ export function mount(root, params, app) {
         r.ready?.reason ? h("span", {class: "reason"}, r.ready.reason) : null),
       h("td", {class: "col-generation num", "data-label": "Generation"},
         `${r.generation} / ${r.observed_generation}`,
-        stale ? h("span", {class: "tag", title: "A newer spec is not reconciled yet"}, "new spec") : null),
+        stale ? h("span", {class: "tag", title: "The newest spec is not reconciled yet"}, "behind")
+          : null),
       h("td", {class: "col-age", "data-label": "Age"}, timeEl(r.created_at, "age")),
       h("td", {class: "col-changed", "data-label": "Changed"}, timeEl(r.updated_at)));
   }
