@@ -118,9 +118,10 @@ class Browser:
             "features": [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]})
 
     def screenshot(self, name: str, *, max_height: int = 2400) -> Path:
-        """Save the whole page (up to `max_height` CSS px) as OUTPUT/name.png."""
+        """Save the page down to its end (at most `max_height` CSS px) as OUTPUT/name.png."""
         OUTPUT.mkdir(exist_ok=True)
-        height = int(self.js("return document.documentElement.scrollHeight"))
+        height = int(self.js("return Math.ceil(document.body.getBoundingClientRect().bottom"
+                             " + window.scrollY)"))
         width = int(self.js("return document.documentElement.clientWidth"))
         shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,

@@ -367,32 +367,45 @@ def test_stream_reader_parses_split_frames_and_remembers_where_it_was(page,
 
 
 def test_main_views_fit_desktop_and_phone_and_are_saved_as_screenshots(page, daemon_factory):
-    daemon = daemon_factory(*PLUGIN)
+    daemon = daemon_factory(*PLUGIN, "--plugin", "no8sd_testplugins.widgets:GadgetReconciler")
     widget_type(daemon, description="A widget the test plugin makes at once")
-    names = ["web-frontend", "api-gateway", "billing-worker", "cache-redis",
-             "search-index-with-a-rather-long-name-for-a-small-screen", "backup-nightly"]
+    call(daemon, "POST", "/api/v1/resource-types", {
+        "name": "Gadget", "version": "v1", "schema": {"type": "object"},
+        "description": "Gadgets are always fine"}, status=201)
     made = {}
-    for i, name in enumerate(names):
+    for i, name in enumerate(["web-frontend", "api-gateway", "billing-worker", "cache-redis",
+                              "search-indexer-for-the-archive-with-a-long-name",
+                              "backup-nightly", "metrics-agent"]):
         spec: dict[str, Any] = {"size": i + 1, "color": "blue",
-                                "outputs": {"url": f"https://{name[:20]}.example"}}
+                                "outputs": {"url": f"https://{name[:14]}.example"}}
         if name in ("billing-worker", "backup-nightly"):
             spec["fail"] = "upstream answered 503: connection refused by 10.0.0.7:5432"
+        if name == "metrics-agent":
+            spec["sleep"] = 600  # stays `reconciling`
         made[name] = widget(daemon, name, spec, metadata={"team": "platform"})
+    for name in ("edge-router", "vpn-tunnel"):
+        call(daemon, "POST", "/api/v1/resources", {
+            "name": name, "resource_type_name": "Gadget", "resource_type_version": "v1",
+            "spec": {"port": 443}}, status=201)
     views = {"overview": "#/", "resources": "#/resources",
-             "resource": f"#/resources/{made['billing-worker']['id']}"}
+             "resource": f"#/resources/{made['billing-worker']['id']}",
+             "type": "#/types/Widget/v1"}
     page.open(daemon.url + "/")
     for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
         page.viewport(size)
         for view, route in views.items():
             page.js("location.hash = arguments[0];", route)
             if view == "resources":
-                page.wait(lambda: "Failed" in row_text(page, "backup-nightly"),
-                          what="the table")
+                page.wait(lambda: "Failed" in row_text(page, "backup-nightly")
+                          and "Ready" in row_text(page, "vpn-tunnel"), what="the table")
             elif view == "resource":
                 page.wait(lambda: "Degraded" in page.text("#conditions")
                           and "Failed" in page.text("#history"), what="the resource")
+            elif view == "type":
+                page.wait(lambda: "color" in page.text("main"), what="the schema")
             else:
-                page.wait(lambda: "2\nFailed" in page.text("#tiles"), what="the overview")
+                page.wait(lambda: "2\nFailed" in page.text("#tiles")
+                          and "1\nIn progress" in page.text("#tiles"), what="the overview")
             page.js("document.activeElement.blur();")
             width = page.js("return document.documentElement.scrollWidth;")
             assert width <= size[0], f"{view} is {width}px wide at {size[0]}px"

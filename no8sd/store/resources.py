@@ -188,7 +188,8 @@ def _where(*, status: str | None, type_name: str | None, version: str | None,
             where.append(f"{column} = ?")
             params.append(value)
     if name_contains is not None:
-        where.append("name LIKE ? ESCAPE '\\'")
+        # As a subquery, the names are scanned in the (type, name) index, not the table.
+        where.append("id IN (SELECT id FROM resources WHERE name LIKE ? ESCAPE '\\')")
         escaped = re.sub(r"([\\%_])", r"\\\1", name_contains)
         params.append(f"%{escaped}%")
     if allowed is not None:

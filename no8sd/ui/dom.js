@@ -5,7 +5,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 
 // h("a", {href: "#/", class: "x", on: {click: fn}}, "text", child, [more]) -> element.
-// Strings and numbers become text nodes; null, undefined and false are skipped.
+// Strings and numbers become text nodes; null, undefined, false and "" are skipped.
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props || {})) {
@@ -27,11 +27,11 @@ export function h(tag, props, ...children) {
   return append(el, ...children);
 }
 
-// Add children (nested arrays are flattened; null, undefined and false are skipped;
+// Add children (nested arrays are flattened; null, undefined, false and "" are skipped;
 // anything else that is not a node becomes a text node, never markup).
 export function append(el, ...children) {
   for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
+    if (child === null || child === undefined || child === false || child === "") continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return el;

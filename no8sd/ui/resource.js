@@ -130,7 +130,7 @@ export function mount(root, params, app) {
       ["Status", [statusBadge(r.status), r.status_message ? h("span", {class: "message"}, r.status_message) : null]],
       ["Generation", [`${r.generation} (observed ${r.observed_generation})`,
         r.observed_generation < r.generation
-          ? h("span", {class: "tag"}, `generation ${r.generation} not reconciled yet`) : null]],
+          ? h("span", {class: "tag"}, "not reconciled yet") : null]],
       ["Retries", count(r.retry_count)],
       ["Next reconcile", [r.next_reconcile_time ? timeEl(r.next_reconcile_time) : "—",
         h("span", {class: "why"}, dueReason(r))]],
