@@ -56,6 +56,8 @@ async def test_page_is_served_with_a_strict_policy_and_revalidated_by_etag(make_
     assert again.status == 304
     assert await again.read() == b""
     assert again.headers["ETag"] == etag
+    weak = await client.get("/", headers={"If-None-Match": f'"x", W/{etag}'})
+    assert weak.status == 304
     stale = await client.get("/", headers={"If-None-Match": '"not-this-one"'})
     assert stale.status == 200
 

@@ -38,28 +38,15 @@ RESOURCE_COUNT: dict[str, Any] = {
         "count": {"type": "integer", "minimum": 1},
     },
 }
+# The table row: these fields of the resource record, and its Ready condition.
+_SUMMARY_FIELDS = ("id", "name", "resource_type_name", "resource_type_version", "status",
+                   "status_message", "generation", "observed_generation", "retry_count",
+                   "next_reconcile_time", "created_at", "updated_at", "deleted_at")
 RESOURCE_SUMMARY: dict[str, Any] = {
     "type": "object",
-    "required": ["id", "name", "resource_type_name", "resource_type_version", "status",
-                 "status_message", "generation", "observed_generation", "ready",
-                 "retry_count", "next_reconcile_time", "created_at", "updated_at",
-                 "deleted_at"],
-    "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "resource_type_name": {"type": "string"},
-        "resource_type_version": {"type": "string"},
-        "status": {"type": "string", "enum": list(lifecycle.STATUSES)},
-        "status_message": s.STRING_OR_NULL,
-        "generation": {"type": "integer"},
-        "observed_generation": {"type": "integer"},
-        "ready": {"oneOf": [s.CONDITION, {"type": "null"}]},
-        "retry_count": {"type": "integer"},
-        "next_reconcile_time": s.TIME_OR_NULL,
-        "created_at": s.TIME,
-        "updated_at": s.TIME,
-        "deleted_at": s.TIME_OR_NULL,
-    },
+    "required": [*_SUMMARY_FIELDS, "ready"],
+    "properties": {**{key: s.RESOURCE["properties"][key] for key in _SUMMARY_FIELDS},
+                   "ready": {"oneOf": [s.CONDITION, {"type": "null"}]}},
 }
 RESOURCE_PAGE: dict[str, Any] = {
     "type": "object",

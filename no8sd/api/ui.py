@@ -100,8 +100,10 @@ def _serve(request: web.Request, name: str) -> web.Response:
     if asset is None:
         raise NotFound("Not found")
     headers = {**SECURITY_HEADERS, "ETag": asset.etag, "Cache-Control": "no-cache"}
-    wanted = request.headers.get("If-None-Match", "")
-    if asset.etag in (tag.strip() for tag in wanted.split(",")):
+    # If-None-Match compares weakly (RFC 9110 13.1.2): "W/" prefixes do not matter.
+    wanted = {tag.strip().removeprefix("W/") for tag in
+              request.headers.get("If-None-Match", "").split(",")}
+    if asset.etag in wanted or "*" in wanted:
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = asset.content_type
     return web.Response(body=asset.body, headers=headers)

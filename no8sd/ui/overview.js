@@ -124,7 +124,8 @@ function renderTypes(box, counts, typeList, app) {
     byType.get(key).states[row.status] = row.count;
   }
   if (!byType.size) {
-    fill(box, note("No resource types yet. Register one with POST /api/v1/resource-types."));
+    fill(box, note(typeList.length ? "You may not read the resources of any type."
+      : "No resource types yet. Register one with POST /api/v1/resource-types."));
     return;
   }
   const rows = [...byType.values()].map(({type, states}) => {

@@ -246,11 +246,12 @@ export function mount(root, params, app) {
         if (hadFocus) fresh.querySelector("a")?.focus();
       }
     }
-    // Anything that may add, remove or move rows: read the page again (rate-limited).
-    if (index < 0 || data.event_type === "REMOVED" || state.status || state.sort.endsWith("updated")
-        || state.sort.endsWith("status")) {
-      reload();
-    }
+    // What may add, remove or move rows reads the page again (rate-limited): a create or a
+    // removal, or any change while the rows are chosen or ordered by state or by time of
+    // change. Other changes to rows off this page cannot touch it.
+    const moves = data.event_type === "CREATED" || data.event_type === "REMOVED"
+      || state.status || state.sort.endsWith("updated") || state.sort.endsWith("status");
+    if (moves) reload();
   }
 
   function update(next) {
