@@ -40,7 +40,8 @@ from no8sd.api import (
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
-from no8sd.api.limits import body_deadline_middleware, quiet_malformed_requests
+from no8sd.api.guard import cross_site_middleware
+from no8sd.api.limits import READERS, Readers, body_middleware, quiet_malformed_requests
 from no8sd.config import Settings
 from no8sd.core import Core
 from no8sd.errors import StartupError
@@ -71,7 +72,10 @@ def create_app(settings: Settings, *,
     # is resolved from the database by the authentication middleware.
     gate = (access.open_access_middleware if settings.auth == "none"
             else authn.token_middleware(all_routes()))
-    app = web.Application(middlewares=[error_middleware, gate, body_deadline_middleware],
+    # Outermost first: errors become JSON; cross-site requests are refused before anything
+    # else; the caller is known before any body is read; then the body, within its limits.
+    app = web.Application(middlewares=[error_middleware, cross_site_middleware, gate,
+                                       body_middleware(all_routes())],
                           client_max_size=settings.max_body_bytes)
     db = Database(settings.db_path, synchronous=settings.synchronous)
     host = PluginHost(restart_base=settings.plugin_restart_base,
@@ -84,14 +88,17 @@ def create_app(settings: Settings, *,
                 token_ttl=settings.token_ttl,
                 login_max_failures_user=settings.login_max_failures_user,
                 login_max_failures_address=settings.login_max_failures_address,
-                login_failure_window=settings.login_failure_window)
+                login_failure_window=settings.login_failure_window,
+                validation_budget=settings.validation_budget,
+                schema_budget=settings.schema_budget)
     app[keys.SETTINGS] = settings
     app[keys.CORE] = core
     app[keys.HOST] = host
     app[keys.ACTIONS] = actions
     app[keys.SECRETS] = secrets
     app[keys.STOPPING] = asyncio.Event()
-    app[watch.STREAMS] = set()
+    app[READERS] = Readers()
+    app[watch.STREAMS] = watch.Streams()
     for module in ROUTE_MODULES:
         module.routes.register(app)
     app[keys.OPENAPI] = openapi.build(all_routes())
@@ -121,7 +128,13 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     if released:
         log.info("Re-queued %d resource(s) that were being reconciled when no8sd last stopped",
                  released)
-    await core.accounts.bootstrap(app[keys.SETTINGS].initial_admin)
+    settings = app[keys.SETTINGS]
+    await core.accounts.bootstrap(settings.initial_admin)
+    if settings.auth == "token" and not await core.accounts.has_usable_admin():
+        log.warning("No active admin exists, so nobody can manage users through the API: "
+                    "create one with `no8sd --db %s user create --admin NAME` (it works while "
+                    "the daemon runs), or start once with INITIAL_ADMIN_USERNAME and "
+                    "INITIAL_ADMIN_PASSWORD on an empty database", settings.db_path)
     yield
     await core.close()
 
@@ -189,7 +202,8 @@ def bind(settings: Settings) -> list[socket.socket]:
     """Open the listening sockets now, so a busy port is reported before anything starts."""
     sockets = []
     try:
-        for host in settings.hosts:
+        for shown in settings.hosts:
+            host = shown.strip("[]")  # --host [::1] as well as --host ::1
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
                 sock = socket.create_server((host, settings.port), family=family, backlog=1024)
