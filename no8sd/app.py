@@ -26,12 +26,14 @@ from no8sd.api import (
     access,
     auth,
     authn,
+    browse,
     health,
     keys,
     openapi,
     resource_types,
     resources,
     roles,
+    ui,
     users,
     watch,
 )
@@ -54,7 +56,7 @@ from no8sd.store.db import Database
 log = logging.getLogger("no8sd")
 
 ROUTE_MODULES = (health, openapi, resource_types, resources, watch, auth, users, roles,
-                 webhooks_api, plugins_api, apply_api)
+                 webhooks_api, plugins_api, apply_api, browse, ui)
 PRUNE_EVERY = 60.0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from no8sd.api import access, keys
@@ -9,6 +11,7 @@ from no8sd.api import auth_schemas as a
 from no8sd.api import schemas as s
 from no8sd.api.routes import Routes
 from no8sd.api.util import json_body, json_response
+from no8sd.core.principal import OPERATIONS, SYSTEM_PERMISSIONS
 from no8sd.core.views import user_rest
 from no8sd.errors import NotFound
 
@@ -50,3 +53,42 @@ async def logout(request: web.Request) -> web.Response:
     if caller.token_id is not None:
         await request.app[keys.CORE].accounts.logout(caller.token_id)
     return web.Response(status=204)
+
+
+PERMISSIONS: dict[str, Any] = {
+    "type": "object",
+    "required": ["username", "is_admin", "authentication", "system_permissions",
+                 "resource_types"],
+    "properties": {
+        "username": {"type": "string"},
+        "is_admin": {"type": "boolean"},
+        "authentication": {"type": "string", "enum": ["none", "token"]},
+        "system_permissions": {"type": "array", "items": {"type": "string",
+                                                          "enum": list(SYSTEM_PERMISSIONS)}},
+        "resource_types": s.array_of({
+            "type": "object", "required": ["name", "version", "operations"],
+            "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                           "operations": {"type": "array", "items": {
+                               "type": "string", "enum": list(OPERATIONS)}}}}),
+    },
+}
+
+
+@routes.add("GET", "/api/v1/auth/permissions",
+            summary="What the caller may do: admin, system permissions, operations per type",
+            responses={200: ("The caller's permissions", PERMISSIONS), 401: _ERR})
+async def permissions(request: web.Request) -> web.Response:
+    """Answer, for every resource type, which operations the caller may do on it, so a
+    client shows only the actions that will be allowed (also with authentication off)."""
+    caller = access.principal(request)
+    types = await request.app[keys.CORE].types.all()
+    return json_response({
+        "username": caller.username,
+        "is_admin": caller.is_admin,
+        "authentication": request.app[keys.SETTINGS].auth,
+        "system_permissions": [p for p in SYSTEM_PERMISSIONS if caller.has_system(p)],
+        "resource_types": [
+            {"name": t.name, "version": t.version,
+             "operations": [op for op in OPERATIONS if caller.can(op, t.name, t.version)]}
+            for t in types],
+    })

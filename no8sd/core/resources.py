@@ -66,6 +66,27 @@ class Resources:
                                           version=version, limit=limit, offset=offset,
                                           allowed=allowed)
 
+    async def search(self, *, status: str | None = None, type_name: str | None = None,
+                     version: str | None = None, name_contains: str | None = None,
+                     sort: str = "created", descending: bool = False, limit: int = 50,
+                     offset: int = 0, allowed: list[tuple[str, str]] | None = None
+                     ) -> tuple[int, list[Resource]]:
+        """(how many match, one page of them in `sort` order): the filters of `page` plus
+        a search in names; `allowed` limits them to (type, version) scopes."""
+        return await store.search(self.db, status=status, type_name=type_name,
+                                  version=version, name_contains=name_contains, sort=sort,
+                                  descending=descending, limit=limit, offset=offset,
+                                  allowed=allowed)
+
+    async def counts(self, *, allowed: list[tuple[str, str]] | None = None
+                     ) -> list[tuple[str, str, str, int]]:
+        """(type, version, status, count) of the resources in `allowed` scopes."""
+        rows = await store.count_by_state(self.db)
+        if allowed is None:
+            return rows
+        return [row for row in rows
+                if any(t in ("*", row[0]) and v in ("*", row[1]) for t, v in allowed)]
+
     async def history(self, resource_id: int, limit: int) -> list[History]:
         """A resource's newest history entries first."""
         return await store.history(self.db, resource_id, limit)

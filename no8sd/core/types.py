@@ -105,3 +105,7 @@ class Types:
         """Resource types by name, then version."""
         return await store.list_types(self.db, name=name, status=status, limit=limit,
                                       offset=offset)
+
+    async def all(self) -> list[ResourceType]:
+        """Every resource type, by name then version (served from memory)."""
+        return await store.all_types(self.db)

@@ -77,6 +77,28 @@ def resource_public(r: Resource) -> dict[str, Any]:
     return data
 
 
+def resource_summary(r: Resource) -> dict[str, Any]:
+    """A row of a resources table: who and where it is, its state, its Ready condition
+    and its timing; never its spec or configuration, so a page of rows stays small."""
+    ready = next((c for c in r.conditions if c.get("type") == "Ready"), None)
+    return {
+        "id": r.id,
+        "name": r.name,
+        "resource_type_name": r.resource_type_name,
+        "resource_type_version": r.resource_type_version,
+        "status": r.status,
+        "status_message": r.status_message,
+        "generation": r.generation,
+        "observed_generation": r.observed_generation,
+        "ready": ready,
+        "retry_count": r.retry_count,
+        "next_reconcile_time": iso(r.next_reconcile_time),
+        "created_at": iso(r.created_at),
+        "updated_at": iso(r.updated_at),
+        "deleted_at": iso(r.deleted_at),
+    }
+
+
 def event_data(event_type: str, r: Resource, ts: float, resource_json: str) -> str:
     """The `data:` JSON of an SSE event (upstream keys), around an already serialised
     `resource_data` (so a resource is serialised once per state, not once per event)."""

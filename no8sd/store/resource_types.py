@@ -95,6 +95,11 @@ async def get_by_name(db: Database, name: str, version: str) -> ResourceType | N
     return (await _all(db)).get((name, version))
 
 
+async def all_types(db: Database) -> list[ResourceType]:
+    """Every resource type, ordered by name, then version."""
+    return sorted((await _all(db)).values(), key=lambda t: (t.name, t.version, t.id))
+
+
 async def list_types(db: Database, *, name: str | None, status: str | None, limit: int,
                      offset: int) -> list[ResourceType]:
     """List resource types ordered by name, then version."""
