@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from no8sd import __version__
+from no8sd.cli import ops
 from no8sd.cli.admin import token_group, user_group
 from no8sd.cli.options import given, settings_options
 from no8sd.config import ConfigError, Settings
@@ -83,3 +84,4 @@ def plugins_command(settings: Settings) -> None:
 
 main.add_command(user_group)
 main.add_command(token_group)
+ops.register(main)

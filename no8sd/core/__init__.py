@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from no8sd import lifecycle
 from no8sd.core import changes
 from no8sd.core.accounts import Accounts
 from no8sd.core.admission import AdmissionChain, Webhooks
 from no8sd.core.hub import Hub
+from no8sd.core.probe import WriteProbe
 from no8sd.core.resources import OwnerLookup, Resources
 from no8sd.core.types import Types
 from no8sd.store import events
+from no8sd.store import resources as resource_store
 from no8sd.store.db import Database
 from no8sd.store.rows import Event
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
@@ -32,6 +35,7 @@ class Core:
         self.db = db
         self.clock = clock
         self.hub = Hub()
+        self.write_probe = WriteProbe(db)
         db.on_commit(self.hub.publish)
         clock.on_jump(self.hub.wake_all)
         self.types = Types(db, clock=clock)
@@ -59,6 +63,22 @@ class Core:
         """Release it again."""
         await self.accounts.close()
         await self.admission.close()
+
+    # ---- what operators watch -------------------------------------------------------
+
+    async def resource_counts(self) -> dict[tuple[str, str], int]:
+        """{(type name, status): number of resources}."""
+        return await resource_store.counts(self.db)
+
+    async def backlog(self, types: list[str]) -> tuple[int, float | None]:
+        """(resources of `types` due now, the earliest due time among them or None):
+        the depth of those types' work queue and how long its oldest item has waited."""
+        classes = (lifecycle.URGENT, lifecycle.ROUTINE)
+        now = self.clock.now()
+        earliest = await resource_store.next_due(self.db, types, classes)
+        if earliest is None or earliest > now:
+            return 0, None
+        return await resource_store.due_count(self.db, types, classes, now), earliest
 
     # ---- the event log ---------------------------------------------------------------
 
