@@ -26,7 +26,10 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+# Every name here is a classic one, so the output is the 0.0.4 format every Prometheus
+# version reads (the client's default label says 1.0.0 in recent versions).
+CONTENT_TYPE: str = getattr(prometheus_client.exposition, "CONTENT_TYPE_PLAIN_0_0_4",
+                            prometheus_client.CONTENT_TYPE_LATEST)
 
 # The `_created` series the client adds by default mean nothing to these dashboards and
 # double the size of every scrape.
@@ -75,7 +78,7 @@ class Metrics:
             "workqueue_adds_total", "Resources handed to their reconciler.", ["name"],
             registry=r)
         self.queue_retries = Counter(
-            "workqueue_retries_total", "Resources handed out again after a failure.",
+            "workqueue_retries_total", "Resources put back with backoff after a failure.",
             ["name"], registry=r)
         self.queue_duration = Histogram(
             "workqueue_queue_duration_seconds", "How long a resource was due before its "
@@ -97,13 +100,11 @@ class Metrics:
 
     # ---- recorded as it happens ------------------------------------------------------
 
-    def observe_claim(self, controller: str, waited: Sequence[float], retries: int) -> None:
+    def observe_claim(self, controller: str, waited: Sequence[float]) -> None:
         """A reconciler took resources that had been due for `waited` seconds each."""
         if not waited:
             return
         self.queue_adds.labels(controller).inc(len(waited))
-        if retries:
-            self.queue_retries.labels(controller).inc(retries)
         histogram = self.queue_duration.labels(controller)
         for seconds in waited:
             histogram.observe(max(0.0, seconds))
@@ -114,7 +115,9 @@ class Metrics:
         result = "error" if not success else "requeue_after" if requeue_after else "success"
         self.reconcile_total.labels(controller, result).inc()
         if not success:
+            # As in controller-runtime, an error puts the item back with backoff: a retry.
             self.reconcile_errors.labels(controller).inc()
+            self.queue_retries.labels(controller).inc()
         if seconds is not None:
             self.reconcile_time.labels(controller).observe(max(0.0, seconds))
 

@@ -5,6 +5,8 @@ the shipped unit file."""
 from __future__ import annotations
 
 import configparser
+import itertools
+import json
 import os
 import socket
 import sqlite3
@@ -12,7 +14,6 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from conftest import REPO
@@ -94,8 +95,6 @@ def test_a_blocked_loop_stops_the_watchdog_pings(daemon_factory, systemd, tmp_pa
                             env={"NOTIFY_SOCKET": systemd.address, "WATCHDOG_USEC": "400000"})
     systemd.wait_for("READY", "1")
     systemd.wait_for("WATCHDOG", "1")
-    import json
-
     def post(path: str, body: dict[str, object]) -> None:
         request = urllib.request.Request(daemon.url + path, data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -113,7 +112,7 @@ def test_a_blocked_loop_stops_the_watchdog_pings(daemon_factory, systemd, tmp_pa
     while len(systemd.times_of("WATCHDOG")) < pings_before + 6 and time.monotonic() < deadline:
         systemd._read()
     pings = systemd.times_of("WATCHDOG")
-    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
     assert max(gaps) > 2.0, gaps
     assert daemon.stop() == 0
     assert "blocked for more than" in daemon.output and "'blocks-loop'" in daemon.output

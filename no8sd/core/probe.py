@@ -18,9 +18,10 @@ from no8sd.store.db import Database
 class WriteProbe:
     """Remembers the last probe's outcome for `every` seconds."""
 
-    def __init__(self, db: Database, *, every: float = 1.0) -> None:
+    def __init__(self, db: Database, *, every: float = 1.0, timeout: float = 5.0) -> None:
         self._db = db
         self._every = every
+        self._timeout = timeout
         self._checked_at: float | None = None
         self._problem: str | None = None
         self._running: asyncio.Future[str | None] | None = None
@@ -33,8 +34,12 @@ class WriteProbe:
         if self._running is None:
             self._running = asyncio.ensure_future(self._probe())
         running = self._running
-        # Shielded: a caller that goes away must not cancel the probe the others share.
-        return await asyncio.shield(running)
+        try:
+            # Shielded: a caller that goes away must not cancel the probe others share.
+            return await asyncio.wait_for(asyncio.shield(running), self._timeout)
+        except TimeoutError:
+            # A disk that hangs (a stalled network file system) is not ready either.
+            return f"a write did not finish within {self._timeout:g}s"
 
     async def _probe(self) -> str | None:
         try:

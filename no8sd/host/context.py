@@ -227,8 +227,7 @@ class PluginContext(ReconcilerContext):
         for r in claimed:
             self._in_flight[r.id] = at
         if self._services.metrics is not None:
-            self._services.metrics.observe_claim(
-                self.plugin_name, waited, sum(r.claim_reason == "retry" for r in claimed))
+            self._services.metrics.observe_claim(self.plugin_name, waited)
         return [resource_plugin(r) for r in claimed]  # type: ignore[misc]
 
     def _wanted_types(self, names: list[str] | str | None) -> list[str]:
