@@ -30,7 +30,7 @@ Before a schema migration changes an existing file, a copy of it is kept beside 
 
 The WAL: with `checkpoint="auto"` SQLite folds it back after every 1,000 pages, and
 `checkpoint()` (run by the daemon's maintenance) truncates it once it has grown past
-`WAL_TRUNCATE_BYTES`, without waiting for readers. With `checkpoint="external"` the
+`WAL_TRUNCATE_BYTES`, hardly waiting for readers. With `checkpoint="external"` the
 daemon never checkpoints (a replication tool such as Litestream does it).
 """
 
@@ -210,6 +210,7 @@ class Database:
         if checkpoint not in CHECKPOINT_MODES:
             raise ValueError(f"checkpoint must be one of {CHECKPOINT_MODES}")
         self.checkpoint_mode = checkpoint
+        self.wal_limit = WAL_TRUNCATE_BYTES  # `checkpoint()` truncates a WAL larger than this
         self.shared = shared  # True: a short administrative session beside a daemon
         self._reader_count = readers
         self._lock_fd: int | None = None
@@ -540,8 +541,8 @@ class Database:
         return sizes[0], sizes[1]
 
     async def checkpoint(self) -> bool:
-        """Truncate the WAL when it has grown past WAL_TRUNCATE_BYTES; answer whether it
-        was truncated. Does nothing in external mode.
+        """Truncate the WAL when it has grown past `wal_limit`; answer whether it was
+        truncated. Does nothing in external mode.
 
         SQLite's automatic checkpoints copy the WAL back but never shrink the file, and
         readers that are always busy (streams, scrapes) can keep them from reaching its
@@ -551,7 +552,7 @@ class Database:
         gives up until the next call.
         """
         if (self.checkpoint_mode != "auto" or self.shared or self._closing
-                or self._writer is None or self.file_sizes()[1] <= WAL_TRUNCATE_BYTES):
+                or self._writer is None or self.file_sizes()[1] <= self.wal_limit):
             return False
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._checkpoints.append(waiter)
