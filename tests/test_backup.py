@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 from conftest import TESTS, WIDGET_SCHEMA, no8sd_command
 from test_cli import assert_one_line_error, run
+from test_store_faults import _integrity as integrity
 
 PLUGIN = ("--plugin", "no8sd_testplugins.widgets:WidgetReconciler")
 
@@ -20,14 +21,6 @@ def names_in(db: Path) -> set[str]:
     conn = sqlite3.connect(db)
     try:
         return {row[0] for row in conn.execute("SELECT name FROM resources")}
-    finally:
-        conn.close()
-
-
-def integrity(db: Path) -> str:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         conn.close()
 

@@ -85,8 +85,10 @@ def percentile(values: list[float], q: float) -> float | None:
 class Load:
     """The shared state of the load generators."""
 
-    def __init__(self, url: str, population: int, rng: random.Random, mix: str) -> None:
+    def __init__(self, url: str, population: int, rng: random.Random, mix: str,
+                 type_name: str) -> None:
         self.url = url
+        self.type_name = type_name
         self.mix = mix
         self.population = population
         self.rng = rng
@@ -119,7 +121,7 @@ class Load:
         try:
             if op == "create":
                 async with http.post(api, json={
-                        "name": f"soak-{self.counter}", "resource_type_name": "Bench",
+                        "name": f"soak-{self.counter}", "resource_type_name": self.type_name,
                         "resource_type_version": "v1",
                         "spec": {"size": self.counter, "note": "x" * 200}}) as resp:
                     body = await resp.json()
@@ -226,7 +228,7 @@ async def soak(args: argparse.Namespace) -> int:
         daemon = subprocess.Popen(
             [str(Path(sys.executable).with_name("no8sd")), "--db", str(db_path),
              "--port", str(port), "--no-entry-points", "--log-level", "WARNING",
-             "--plugin", "noop_plugin:NoopReconciler",
+             "--plugin", args.plugin,
              "--drift-interval", str(args.drift), "--synchronous", args.synchronous,
              *args.daemon_arg],
             env=env)
@@ -239,9 +241,9 @@ async def soak(args: argparse.Namespace) -> int:
                                          timeout=aiohttp.ClientTimeout(total=30)) as http:
             await wait_healthy(http, url)
             async with http.post(f"{url}/api/v1/resource-types", json={
-                    "name": "Bench", "version": "v1", "schema": SCHEMA}) as resp:
+                    "name": args.type, "version": "v1", "schema": SCHEMA}) as resp:
                 assert resp.status in (201, 409), await resp.text()  # 409: attached
-            load = Load(url, args.population, rng, args.mix)
+            load = Load(url, args.population, rng, args.mix, args.type)
             watchers = [Watcher() for _ in range(args.watchers)]
             watch_tasks = [asyncio.create_task(w.run(http, url)) for w in watchers]
             emit("start", duration_s=args.duration, target_rate=args.rate,
@@ -357,6 +359,9 @@ def main() -> None:
                         help="largest accepted WAL file size")
     parser.add_argument("--daemon-arg", action="append", default=[],
                         help="extra daemon argument (repeatable), e.g. --daemon-arg=--no-metrics")
+    parser.add_argument("--plugin", default="noop_plugin:NoopReconciler",
+                        help="the reconciler (module:Class on the daemon's PYTHONPATH)")
+    parser.add_argument("--type", default="Bench", help="the resource type it owns")
     parser.add_argument("--pythonpath", action="append", default=[],
                         help="extra folder for the daemon's PYTHONPATH (repeatable)")
     parser.add_argument("--seed", type=int, default=1)
