@@ -60,4 +60,34 @@ async def test_events_history_and_wal_stay_bounded_under_load(make_client):
     rows = await db.fetchall("SELECT resource_id, COUNT(*) FROM reconciliation_history"
                              " GROUP BY resource_id")
     assert len(rows) == len(widgets) and all(count <= HISTORY for _, count in rows)
-    assert os.stat(f"{db.path}-wal").st_size < 4 * db.wal_limit
+    assert await db.checkpoint() is True
+    assert os.stat(f"{db.path}-wal").st_size == 0
+
+
+async def test_external_checkpoints_leave_the_wal_to_another_tool(make_client):
+    client = await make_client(checkpoint="external")
+    db = client.server.app[keys.CORE].db
+    db.wal_limit = 0
+    await create_widget_type(client)
+
+    def autocheckpoint(tx):
+        return tx.one("PRAGMA wal_autocheckpoint")[0]
+
+    assert await db.write(autocheckpoint) == 0  # SQLite's own checkpoints are off
+    wal = os.stat(f"{db.path}-wal").st_size
+    assert wal > 0 and await db.checkpoint() is False  # and so are no8sd's
+    assert os.stat(f"{db.path}-wal").st_size >= wal
+
+
+async def test_automatic_checkpoints_by_default(make_client):
+    client = await make_client()
+    db = client.server.app[keys.CORE].db
+    db.wal_limit = 0
+    await create_widget_type(client)
+
+    def autocheckpoint(tx):
+        return tx.one("PRAGMA wal_autocheckpoint")[0]
+
+    assert await db.write(autocheckpoint) > 0
+    assert await db.checkpoint() is True
+    assert os.stat(f"{db.path}-wal").st_size == 0
