@@ -39,7 +39,8 @@ from no8sd.api import metrics as metrics_api
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
-from no8sd.api.limits import body_deadline_middleware, quiet_malformed_requests
+from no8sd.api.guard import cross_site_middleware
+from no8sd.api.limits import READERS, Readers, body_middleware, quiet_malformed_requests
 from no8sd.config import Settings
 from no8sd.core import Core
 from no8sd.errors import StartupError
@@ -73,7 +74,9 @@ def create_app(settings: Settings, *,
     # is resolved from the database by the authentication middleware.
     gate = (access.open_access_middleware if settings.auth == "none"
             else authn.token_middleware(metrics_api.exposed(all_routes(), settings)))
-    middlewares = [error_middleware, gate, body_deadline_middleware]
+    # Outermost first: errors become JSON; cross-site requests are refused before anything
+    # else; the caller is known before any body is read; then the body, within its limits.
+    middlewares = [error_middleware, cross_site_middleware, gate, body_middleware(all_routes())]
     recorder = None
     if settings.metrics:
         from no8sd.metrics import Metrics  # prometheus-client only when metrics are on
@@ -93,14 +96,17 @@ def create_app(settings: Settings, *,
                 token_ttl=settings.token_ttl,
                 login_max_failures_user=settings.login_max_failures_user,
                 login_max_failures_address=settings.login_max_failures_address,
-                login_failure_window=settings.login_failure_window)
+                login_failure_window=settings.login_failure_window,
+                validation_budget=settings.validation_budget,
+                schema_budget=settings.schema_budget)
     app[keys.SETTINGS] = settings
     app[keys.CORE] = core
     app[keys.HOST] = host
     app[keys.ACTIONS] = actions
     app[keys.SECRETS] = secrets
     app[keys.STOPPING] = asyncio.Event()
-    app[watch.STREAMS] = set()
+    app[READERS] = Readers()
+    app[watch.STREAMS] = watch.Streams()
     app[health.INSTANCE] = health.Instance(settings.clock.now())
     if recorder is not None:
         app[metrics_api.METRICS] = recorder
@@ -134,7 +140,13 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     if released:
         log.info("Re-queued %d resource(s) that were being reconciled when no8sd last stopped",
                  released)
-    await core.accounts.bootstrap(app[keys.SETTINGS].initial_admin)
+    settings = app[keys.SETTINGS]
+    await core.accounts.bootstrap(settings.initial_admin)
+    if settings.auth == "token" and not await core.accounts.has_usable_admin():
+        log.warning("No active admin exists, so nobody can manage users through the API: "
+                    "create one with `no8sd --db %s user create --admin NAME` (it works while "
+                    "the daemon runs), or start once with INITIAL_ADMIN_USERNAME and "
+                    "INITIAL_ADMIN_PASSWORD on an empty database", settings.db_path)
     yield
     await core.close()
 
@@ -215,7 +227,8 @@ def bind(settings: Settings) -> list[socket.socket]:
     """Open the listening sockets now, so a busy port is reported before anything starts."""
     sockets = []
     try:
-        for host in settings.hosts:
+        for shown in settings.hosts:
+            host = shown.strip("[]")  # --host [::1] as well as --host ::1
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             try:
                 sock = socket.create_server((host, settings.port), family=family, backlog=1024)

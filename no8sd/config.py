@@ -118,6 +118,10 @@ class Settings:
                                             "no8s.secret_stores plugin.")
     max_streams: int = _option(1000, kind="int", minimum=1, maximum=100_000,
                                help="Most SSE streams open at once; more get 503.")
+    max_streams_per_user: int = _option(
+        16, kind="int", minimum=1, maximum=100_000,
+        help="Most SSE streams one user (or API token's user) may hold open; more get 429. "
+             "With --auth none there is one local user and only --max-streams applies.")
     sse_heartbeat: float = _option(15.0, kind="float", positive=True,
                                    help="Seconds of silence before an SSE heartbeat comment.")
     loop_block_warning: float = _option(1.0, kind="float", positive=True,
@@ -126,11 +130,23 @@ class Settings:
     body_timeout: float = _option(30.0, kind="float", positive=True,
                                   help="Seconds a client gets to send a request body "
                                        "(slower: 408).")
+    validation_budget: float = _option(
+        0.5, kind="float", positive=True,
+        help="Seconds checking one spec against its type's schema may take (longer: 400). "
+             "Checks beyond the simple cases run off the event loop.")
+    schema_budget: float = _option(
+        2.0, kind="float", positive=True,
+        help="Seconds checking a new or changed type's schema may take (longer: 400).")
     auth: str = _option("none", kind="choice", choices=("none", "token"),
                         help="none: no authentication, loopback addresses only; token: every "
                              "route but login and health needs a bearer token.")
     token_ttl: float = _option(24 * 3600.0, kind="float", positive=True,
                                help="Seconds a login token stays valid.")
+    allowed_origins: tuple[str, ...] = _option(
+        (), flag="--allowed-origin", env="NO8SD_ALLOWED_ORIGIN", multiple=True,
+        metavar="ORIGIN",
+        help="Another origin (scheme://host[:port]) whose web pages may change state "
+             "through the API, e.g. https://no8sd.example.com behind a proxy (repeatable).")
     checkpoint: str = _option("auto", kind="choice", choices=("auto", "external"),
                               help="auto: no8sd folds the WAL back into the database and "
                                    "keeps it small; external: never (Litestream or another "
@@ -162,6 +178,7 @@ class Settings:
         self.db_path = Path(self.db_path)
         self.hosts = tuple(self.hosts) or ("127.0.0.1",)
         self.plugins = tuple(self.plugins)
+        self.allowed_origins = tuple(self.allowed_origins)
         for f in dataclasses.fields(self):
             option = f.metadata.get("option")
             if option is not None:

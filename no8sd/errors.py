@@ -69,6 +69,18 @@ class TooLarge(No8sdError):
     status = 413
 
 
+class UnsupportedMediaType(No8sdError):
+    """The request body is not of a type the API accepts (JSON)."""
+
+    status = 415
+
+
+class MisdirectedRequest(No8sdError):
+    """The request names a host this daemon does not answer for."""
+
+    status = 421
+
+
 class TooManyRequests(No8sdError):
     """The caller is being throttled."""
 

@@ -51,3 +51,17 @@ async def make_user(client: Any, admin: str, username: str, *, role_id: int | No
         "is_admin": is_admin})
     assert resp.status == 201, await resp.text()
     return await resp.json(), await login(client, username, PASSWORD)
+
+
+class Authed:
+    """The test client with a token sent on every call (for helpers that take a client)."""
+
+    def __init__(self, client: Any, token: str) -> None:
+        self._client = client
+        self._headers = bearer(token)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self._client.post(path, headers=self._headers, **kw)
+
+    async def get(self, path: str, **kw: Any) -> Any:
+        return await self._client.get(path, headers=self._headers, **kw)

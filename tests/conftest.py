@@ -33,6 +33,7 @@ WIDGET_SCHEMA = {
         "sleep": {"type": "number"},
         "outputs": {"type": "object"},
         "keep": {"type": "boolean"},
+        "env": {"type": "array", "items": {"type": "string"}},
     },
 }
 

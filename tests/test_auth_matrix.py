@@ -25,7 +25,6 @@ ROLES = ("CREATE", "READ", "UPDATE", "DELETE")
 UNAUTHENTICATED = {
     "no header": None,
     "basic scheme": "Basic cm9vdDpwYXNz",
-    "lower-case bearer": "bearer {token}",
     "bearer without token": "Bearer",
     "two spaces": "Bearer  {token}",
     "trailing junk": "Bearer {token} x",
@@ -141,6 +140,10 @@ async def _user_delete(w: World) -> Prepared:
     return f"/api/v1/users/{(await w.new_user())['id']}", None
 
 
+async def _sessions_delete(w: World) -> Prepared:
+    return f"/api/v1/users/{(await w.new_user())['id']}/sessions", None
+
+
 async def _token_create(w: World) -> Prepared:
     return f"/api/v1/users/{w.user_id}/tokens", {"name": f"t-{w.n()}"}
 
@@ -243,6 +246,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
                                               fixed("/api/v1/users/{w.user_id}")),
     ("PUT", "/api/v1/users/{user_id}"): Entry(ADMIN_ONLY, 200, fresh(_user_put)),
     ("DELETE", "/api/v1/users/{user_id}"): Entry(ADMIN_ONLY, 204, fresh(_user_delete)),
+    ("DELETE", "/api/v1/users/{user_id}/sessions"): Entry(ADMIN_ONLY, 204,
+                                                         fresh(_sessions_delete)),
     ("POST", "/api/v1/users/{user_id}/tokens"): Entry(ADMIN_ONLY, 201, fresh(_token_create)),
     ("GET", "/api/v1/users/{user_id}/tokens"): Entry(
         ADMIN_ONLY, 200, fixed("/api/v1/users/{w.user_id}/tokens")),

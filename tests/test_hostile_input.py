@@ -178,7 +178,8 @@ async def test_slow_drip_body_times_out_with_408(make_client):
     client = await make_client(WidgetReconciler(), body_timeout=1.0)
     await create_widget_type(client)
     body = json.dumps(_widget("slow")).encode()
-    head = (b"POST /api/v1/resources HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    head = (b"POST /api/v1/resources HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
     answer, took = await _raw_request(client.server.host, client.server.port, head, body,
                                       every=0.2, limit=10)
@@ -310,7 +311,7 @@ def _rss_kib(pid: int) -> int:
 
 async def _open_stream(host: str, port: int) -> tuple[Any, Any, bytes]:
     reader, writer = await asyncio.open_connection(host, port)
-    writer.write(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
     return reader, writer, head
@@ -338,7 +339,7 @@ async def test_thousands_of_idle_streams_are_bounded(daemon_factory):
         for _ in range(5):
             reader, writer = await asyncio.open_connection(host, int(port))
             started = time.monotonic()
-            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             answer = await asyncio.wait_for(reader.read(), 10)
             took.append(time.monotonic() - started)
             writer.close()

@@ -147,7 +147,7 @@ async def test_stalled_client_does_not_hold_up_others_or_writers(make_client):
     await create_widget_type(client)
     # A client that sends its request and then never reads a byte.
     _reader, writer = await asyncio.open_connection(client.host, client.port)
-    writer.write(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     live = await client.get("/api/v1/events")
     big = {"size": 1, "outputs": {"blob": "x" * 20_000}}

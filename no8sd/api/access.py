@@ -9,10 +9,12 @@ tells a caller whether an id exists: a caller who could not read every resource 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from no8sd.api import keys
+from no8sd.core import views
 from no8sd.core.principal import LOCAL_OPERATOR, Principal
 from no8sd.errors import Forbidden, NotFound, Unauthorized
 from no8sd.store.rows import Resource
@@ -58,6 +60,14 @@ def require_system(request: web.Request, permission: str) -> Principal:
     if not caller.has_system(permission):
         raise Forbidden("Insufficient permissions")
     return caller
+
+
+def resource_view(request: web.Request, r: Resource) -> dict[str, Any]:
+    """The record a write answers with: all of it for a caller who may READ it (as GET
+    would show it), otherwise only which resource it was (never more than GET allows)."""
+    if principal(request).can("READ", r.resource_type_name, r.resource_type_version):
+        return views.resource_rest(r)
+    return views.resource_minimal(r)
 
 
 async def load_resource(request: web.Request, operation: str, resource_id: int) -> Resource:

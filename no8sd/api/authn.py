@@ -11,6 +11,7 @@ router's own 404/405, since the route table is public anyway (the OpenAPI docume
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 from collections.abc import Iterable
 from typing import Any
@@ -65,8 +66,9 @@ def bearer_token(header: str | None) -> str:
     if not header:
         raise Unauthenticated("Missing or invalid Authorization header")
     scheme, _, token = header.partition(" ")
-    # Exactly "Bearer <token>": one space, one non-empty token with no whitespace.
-    if scheme != "Bearer" or not token or token != token.strip() or " " in token:
+    # "Bearer <token>": the scheme in any case (RFC 7235), one space, one non-empty token
+    # with no whitespace.
+    if scheme.lower() != "bearer" or not token or token != token.strip() or " " in token:
         raise Unauthenticated("Missing or invalid Authorization header")
     return token
 
@@ -100,11 +102,13 @@ async def _guarded_stream(request: web.Request, handler: Handler, token: str,
                           caller: Principal) -> web.StreamResponse:
     """Run a long-lived stream, ending it once its caller's credentials or rights change.
 
-    A stream filters by the rights its caller had when it opened; re-checking them every
-    heartbeat interval makes suspension, revocation and role changes reach open streams
-    too. The client reconnects (resuming with Last-Event-ID) under its current rights.
+    A stream filters by the rights its caller had when it opened. It re-checks them as soon
+    as users, tokens or roles change (the core's accounts_changed signal; within a second for
+    a change made by another process), and every heartbeat interval for a token that
+    expires. The client reconnects (resuming with Last-Event-ID) under its current rights.
     """
-    accounts = request.app[keys.CORE].accounts
+    core = request.app[keys.CORE]
+    accounts = core.accounts
     interval = request.app[keys.SETTINGS].sse_heartbeat
     task = asyncio.current_task()
     assert task is not None
@@ -113,7 +117,9 @@ async def _guarded_stream(request: web.Request, handler: Handler, token: str,
     async def recheck() -> None:
         nonlocal ended
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await core.wait_accounts_changed()
             try:
                 current: Principal | None = await accounts.resolve(token)
             except Unauthorized:

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from no8sd.api import keys
+from no8sd.api import access, keys
+from no8sd.core.admission import AdmissionFailed
 from no8sd.errors import No8sdError
 
 log = logging.getLogger("no8sd.api")
@@ -37,6 +38,16 @@ def error_response(status: int, detail: str, *, errors: list[dict[str, str]] | N
                         headers=headers)
 
 
+def _detail_for(request: web.Request, exc: No8sdError) -> str:
+    """The detail this caller may see: an admission failure's reason (hosts, ports) only
+    for callers who may read the webhooks."""
+    if isinstance(exc, AdmissionFailed):
+        caller = request.get(access.PRINCIPAL)
+        if caller is not None and caller.has_system("view_webhooks"):
+            return exc.reason
+    return exc.detail
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every exception into the JSON error envelope."""
@@ -44,7 +55,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except No8sdError as exc:
         headers = getattr(exc, "headers", None)
-        return error_response(exc.status, exc.detail, errors=exc.errors, headers=headers)
+        return error_response(exc.status, _detail_for(request, exc), errors=exc.errors,
+                              headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

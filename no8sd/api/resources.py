@@ -30,7 +30,8 @@ DRY_RUN = Param("dry_run", {"type": "boolean"},
 
 @routes.add("POST", "/api/v1/resources", summary="Create a resource", body=s.RESOURCE_CREATE,
             query=(DRY_RUN,),
-            responses={201: ("Created", s.RESOURCE), 200: ("Dry run result", s.RESOURCE),
+            responses={201: ("Created", s.WRITTEN_RESOURCE),
+                       200: ("Dry run result", s.WRITTEN_RESOURCE),
                        400: ("Invalid spec, type or plugin", s.ERROR),
                        403: ("Denied by admission", s.ERROR),
                        409: ("Name taken", s.ERROR), 413: _ERR, 422: _ERR})
@@ -45,7 +46,8 @@ async def create(request: web.Request) -> web.Response:
         version=body["resource_type_version"], spec=body.get("spec"),
         plugin_config=body.get("plugin_config"), metadata=body.get("metadata"),
         action_plugin=body.get("action_plugin") or "", dry_run=dry_run)
-    return json_response(resource_rest(created), status=200 if dry_run else 201)
+    return json_response(access.resource_view(request, created),
+                         status=200 if dry_run else 201)
 
 
 @routes.add("GET", "/api/v1/resources", summary="List resources (id order)",
@@ -92,7 +94,7 @@ async def get_by_name(request: web.Request) -> web.Response:
 
 @routes.add("PUT", _BY_ID, summary="Update a resource", body=s.RESOURCE_UPDATE,
             query=(DRY_RUN,),
-            responses={200: ("Updated", s.RESOURCE), 400: ("Invalid spec", s.ERROR),
+            responses={200: ("Updated", s.WRITTEN_RESOURCE), 400: ("Invalid spec", s.ERROR),
                        403: ("Denied by admission", s.ERROR), 404: _ERR,
                        409: ("Being deleted", s.ERROR), 413: _ERR, 422: _ERR})
 async def update(request: web.Request) -> web.Response:
@@ -104,7 +106,7 @@ async def update(request: web.Request) -> web.Response:
     changes = {k: body[k] for k in ("spec", "plugin_config", "metadata") if body.get(k) is not None}
     updated = await request.app[keys.CORE].resources.update(
         resource_id, changes, dry_run=query_bool(request, "dry_run"))
-    return json_response(resource_rest(updated))
+    return json_response(access.resource_view(request, updated))
 
 
 @routes.add("DELETE", _BY_ID, summary="Delete a resource (finalizers run first)",
@@ -133,7 +135,7 @@ async def reconcile(request: web.Request) -> web.Response:
 @routes.add("PUT", _BY_ID + "/finalizers", summary="Add and remove finalizers",
             body=s.FINALIZERS_EDIT,
             responses={200: ("Updated resource, or a removal message",
-                             {"oneOf": [s.RESOURCE, s.MESSAGE]}),
+                             {"oneOf": [s.RESOURCE, s.RESOURCE_MINIMAL, s.MESSAGE]}),
                        404: _ERR, 422: _ERR})
 async def finalizers(request: web.Request) -> web.Response:
     """Add, then remove finalizers; removing the last one of a deleting resource removes it."""
@@ -145,7 +147,7 @@ async def finalizers(request: web.Request) -> web.Response:
     if updated is None:
         return json_response({"message": "All finalizers removed, resource deleted",
                               "resource_id": resource_id})
-    return json_response(resource_rest(updated))
+    return json_response(access.resource_view(request, updated))
 
 
 @routes.add("GET", _BY_ID + "/history", summary="Reconciliation history, newest first",

@@ -68,7 +68,10 @@ class Routes:
     def register(self, app: web.Application) -> None:
         """Add every route to an aiohttp application."""
         for route in self.items:
-            app.router.add_route(route.method, route.path, route.handler)
+            if route.method == "GET":  # HEAD works wherever GET does
+                app.router.add_get(route.path, route.handler, allow_head=True)
+            else:
+                app.router.add_route(route.method, route.path, route.handler)
 
 
 LIMIT = Param("limit", {"type": "integer", "minimum": 0, "maximum": 1000, "default": 100},

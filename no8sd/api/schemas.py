@@ -178,6 +178,20 @@ HISTORY: dict[str, Any] = {
     },
 }
 
+RESOURCE_MINIMAL: dict[str, Any] = {
+    "type": "object",
+    "description": "What a caller without READ on the type is told after a write",
+    "required": ["id", "name", "resource_type_name", "resource_type_version", "generation",
+                 "status"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"},
+        "resource_type_name": {"type": "string"}, "resource_type_version": {"type": "string"},
+        "generation": {"type": "integer"}, "status": {"type": "string"},
+    },
+}
+WRITTEN_RESOURCE: dict[str, Any] = {"oneOf": [RESOURCE, RESOURCE_MINIMAL]}
+
 MESSAGE: dict[str, Any] = {
     "type": "object",
     "required": ["message", "resource_id"],

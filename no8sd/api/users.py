@@ -99,6 +99,16 @@ async def suspend(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.add("DELETE", _BY_ID + "/sessions",
+            summary="End all of a user's login sessions (API tokens keep working)",
+            responses={204: ("Ended", None), 403: _FORBIDDEN, 404: _ERR, 422: _ERR})
+async def end_sessions(request: web.Request) -> web.Response:
+    """Revoke every login token of a user; open event streams of those logins end too."""
+    access.require_admin(request)
+    await request.app[keys.CORE].accounts.end_sessions(_id(request, "user_id", "User not found"))
+    return web.Response(status=204)
+
+
 # ---- API tokens ----------------------------------------------------------------------
 
 

@@ -14,8 +14,9 @@ from typing import Any
 import jsonschema
 from aiohttp import web
 
+from no8sd.api.limits import BODY
 from no8sd.core.validation import fast_checkable, fast_valid
-from no8sd.errors import Invalid, NotFound, TooLarge, Unprocessable
+from no8sd.errors import Invalid, NotFound, Unprocessable
 
 MAX_DEPTH = 64
 MAX_ID = 2**63 - 1
@@ -74,11 +75,9 @@ def _depth(value: Any) -> int:
 
 async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
     """Read the request body as a JSON object."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise TooLarge(f"Request body too large: the limit is {request.client_max_size} bytes"
-                       ) from None
+    raw = request.get(BODY)
+    if raw is None:  # read by the body middleware, except for a request that has none
+        raw = b""
     if not raw.strip():
         if required:
             raise Unprocessable("Request body is required (a JSON object)")

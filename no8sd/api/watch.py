@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import functools
 import json
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -23,7 +25,9 @@ from no8sd.api import access, keys
 from no8sd.api import schemas as s
 from no8sd.api.routes import Param, Routes
 from no8sd.api.util import path_id, query_str
-from no8sd.errors import Unavailable, Unprocessable
+from no8sd.config import Settings
+from no8sd.core.principal import Principal
+from no8sd.errors import TooManyRequests, Unavailable, Unprocessable
 from no8sd.store.rows import Event
 
 routes = Routes("events")
@@ -32,7 +36,63 @@ BATCH = 500
 FRAMES_PER_WRITE = 64
 WRITE_TIMEOUT = 30.0
 MAX_ID = 2**63 - 1
-STREAMS = web.AppKey("sse_streams", set)
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+class Streams:
+    """The open event streams: in all, and per caller.
+
+    One caller may hold at most `--max-streams-per-user` streams, and the last few of the
+    `--max-streams` slots are kept for admins, so no single user can lock everyone (the
+    admin included) out of watching. With auth off there is one local caller and only the
+    overall limit applies.
+    """
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.by_caller: Counter[int] = Counter()
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def open(self, caller: Principal, settings: Settings) -> int | None:
+        """Admit one more stream for `caller` or raise; returns the key to close it with."""
+        reserve = admin_reserve(settings.max_streams)
+        if len(self.tasks) >= settings.max_streams or (
+                not caller.is_admin and len(self.tasks) >= settings.max_streams - reserve):
+            raise Unavailable("Too many event streams are open; try again later")
+        key = caller.user_id
+        if key is not None and self.by_caller[key] >= settings.max_streams_per_user:
+            raise TooManyRequests(f"You have {self.by_caller[key]} event streams open, the "
+                                  "most one user may hold; close one first")
+        if key is not None:
+            self.by_caller[key] += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        return key
+
+    def close(self, key: int | None) -> None:
+        """Forget the current task's stream."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.tasks.discard(task)
+        if key is not None:
+            self.by_caller[key] -= 1
+            if self.by_caller[key] <= 0:
+                del self.by_caller[key]
+
+
+def admin_reserve(max_streams: int) -> int:
+    """Stream slots only admins can take: a few, never more than a twentieth."""
+    return min(8, max_streams // 20)
+
+
+STREAMS = web.AppKey("sse_streams", Streams)
 
 _EVENT_SCHEMA = {
     "type": "string",
@@ -76,15 +136,10 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
     hub = core.hub
     streams = app[STREAMS]
     cursor = _start_cursor(request)
-    if len(streams) >= settings.max_streams:
-        raise Unavailable("Too many event streams are open; try again later")
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    })
-    task = asyncio.current_task()
-    streams.add(task)
+    if request.method == "HEAD":
+        return web.Response(headers=SSE_HEADERS)
+    key = streams.open(access.principal(request), settings)
+    response = web.StreamResponse(headers=SSE_HEADERS)
     subscription = hub.subscribe()
     stopping = app[keys.STOPPING]
     try:
@@ -144,7 +199,7 @@ async def _stream(request: web.Request, matches: Callable[[Event], bool], *,
         pass
     finally:
         hub.unsubscribe(subscription)
-        streams.discard(task)
+        streams.close(key)
     with contextlib.suppress(Exception):
         await response.write_eof()
     return response
@@ -171,6 +226,7 @@ def _readable(request: web.Request) -> Callable[[str, str], bool]:
             query=(Param("resource_type", {"type": "string"}),
                    Param("resource_type_version", {"type": "string"}), LAST_EVENT_ID),
             responses={200: ("An event stream", _EVENT_SCHEMA), 422: _ERR,
+                       429: ("Too many streams for this user", s.ERROR),
                        503: ("Too many streams", s.ERROR)},
             content_type="text/event-stream")
 async def watch_all(request: web.Request) -> web.StreamResponse:
@@ -191,6 +247,7 @@ async def watch_all(request: web.Request) -> web.StreamResponse:
             summary="Watch one resource's events (SSE); ends when the resource is removed",
             query=(LAST_EVENT_ID,),
             responses={200: ("An event stream", _EVENT_SCHEMA), 404: _ERR, 422: _ERR,
+                       429: ("Too many streams for this user", s.ERROR),
                        503: ("Too many streams", s.ERROR)},
             content_type="text/event-stream")
 async def watch_one(request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,8 @@ from typing import Any
 
 from no8sd.plugins.secrets import SecretStore
 
+REFUSED_PREFIXES = ("NO8SD_", "INITIAL_ADMIN_")
+
 
 class EnvSecretStore(SecretStore):
     """Secrets are environment variables of the daemon."""
@@ -26,7 +28,10 @@ class EnvSecretStore(SecretStore):
         """Nothing to set up."""
 
     async def get_secret(self, key: str) -> str:
-        """The variable's value; unset or empty is KeyError."""
+        """The variable's value; unset or empty is KeyError. The daemon's own settings
+        (NO8SD_*) and the first admin's bootstrap variables are never served."""
+        if key.upper().startswith(REFUSED_PREFIXES):
+            raise KeyError(f"Secret '{key}' is a daemon setting, not a secret for plugins")
         value = os.environ.get(key)
         if not value:
             raise KeyError(f"Secret '{key}' not found in environment variables.")

@@ -90,6 +90,23 @@ def user_create(settings: Settings, admin: bool, name: str) -> None:
     click.echo(f"Created {role} {user.username} (id {user.id})")
 
 
+@user_group.command("end-sessions")
+@click.argument("name")
+@click.pass_obj
+def user_end_sessions(settings: Settings, name: str) -> None:
+    """End every login session of user NAME (API tokens keep working); its open event
+    streams close within a second.
+
+    Example: no8sd user end-sessions alice
+    """
+
+    async def work(accounts: Accounts) -> int:
+        return await accounts.end_sessions((await accounts.find_user(name)).id)
+
+    ended = with_accounts(settings, work)
+    click.echo(f"Ended {ended} login session(s) of {name}")
+
+
 @click.group("token")
 def token_group() -> None:
     """Manage named API tokens in the database file."""

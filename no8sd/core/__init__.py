@@ -7,21 +7,25 @@ the rules of a resource's life are pure functions in no8sd.lifecycle.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
-from no8sd import lifecycle
+from no8sd import background, lifecycle
 from no8sd.core import changes
 from no8sd.core.accounts import Accounts
 from no8sd.core.admission import AdmissionChain, Webhooks
-from no8sd.core.hub import Hub
+from no8sd.core.hub import Hub, Signal
 from no8sd.core.probe import WriteProbe
 from no8sd.core.resources import OwnerLookup, Resources
 from no8sd.core.types import Types
 from no8sd.store import events
 from no8sd.store import resources as resource_store
+from no8sd.store.auth import ACCOUNTS
 from no8sd.store.db import Database
 from no8sd.store.rows import Event
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
+
+OTHER_WRITERS_EVERY = 1.0  # seconds between looks for another process's account changes
 
 
 class Core:
@@ -31,18 +35,25 @@ class Core:
                  action_plugins: Callable[[], list[str]] = list, clock: Clock = SYSTEM_CLOCK,
                  token_ttl: float = 86400.0, login_max_failures_user: int = 5,
                  login_max_failures_address: int = 20,
-                 login_failure_window: float = 300.0) -> None:
+                 login_failure_window: float = 300.0, validation_budget: float = 0.5,
+                 schema_budget: float = 2.0) -> None:
         self.db = db
         self.clock = clock
         self.hub = Hub()
         self.write_probe = WriteProbe(db)
         db.on_commit(self.hub.publish)
         clock.on_jump(self.hub.wake_all)
-        self.types = Types(db, clock=clock)
+        self.types = Types(db, clock=clock, validation_budget=validation_budget,
+                           schema_budget=schema_budget)
         self.admission = AdmissionChain(db)
         self.webhooks = Webhooks(db, clock=clock)
         self.resources = Resources(db, self.types, self.admission, owner_of=owner_of,
                                    action_plugins=action_plugins, clock=clock)
+        # Rung when users, tokens or roles change (here or in another process): open event
+        # streams re-check their caller at once instead of at their next heartbeat.
+        self.accounts_changed = Signal()
+        db.on_tables_changed(self._tables_changed)
+        self._follower: asyncio.Task[None] | None = None
         self.accounts = Accounts(db, token_ttl=token_ttl,
                                  max_failures_user=login_max_failures_user,
                                  max_failures_address=login_max_failures_address,
@@ -61,8 +72,32 @@ class Core:
 
     async def close(self) -> None:
         """Release it again."""
+        if self._follower is not None:
+            await background.stop([self._follower])
         await self.accounts.close()
         await self.admission.close()
+        self.types.close()
+
+    # ---- account changes ------------------------------------------------------------
+
+    def _tables_changed(self, tables: set[str]) -> None:
+        if ACCOUNTS in tables or "*" in tables:
+            self.accounts_changed.fire()
+
+    async def wait_accounts_changed(self) -> None:
+        """Wait until users, tokens or roles change. While anyone waits, the file is also
+        checked every second for changes made by another process (`no8sd user ...`)."""
+        if self._follower is None or self._follower.done():
+            self._follower = background.spawn(self._follow_other_writers(),
+                                              name="accounts-follower")
+        await self.accounts_changed.wait()
+
+    async def _follow_other_writers(self) -> None:
+        while True:
+            await asyncio.sleep(OTHER_WRITERS_EVERY)
+            if not self.accounts_changed.waiters:
+                return  # nobody waits: no timer keeps an idle daemon awake
+            self.db.check_other_writers()
 
     # ---- what operators watch -------------------------------------------------------
 

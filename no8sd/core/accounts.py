@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,7 +25,14 @@ from no8sd import background
 from no8sd.core import credentials
 from no8sd.core.principal import OPERATIONS, SYSTEM_PERMISSIONS, Grant, Principal
 from no8sd.core.throttle import SlidingWindow
-from no8sd.errors import NotFound, StartupError, TooManyRequests, Unauthorized, Unprocessable
+from no8sd.errors import (
+    NotFound,
+    StartupError,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    Unprocessable,
+)
 from no8sd.store import auth as store
 from no8sd.store.db import Database
 from no8sd.store.rows import Permission, Role, Token, User
@@ -39,6 +46,7 @@ MAX_PASSWORD: Final = 4096  # scrypt takes any length; this only bounds the work
 NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"  # resource and user names
 NAME_RE: Final = re.compile(NAME_PATTERN)
 TOUCH_EVERY: Final = 60.0  # seconds between last_used_at writes for one token
+LOGIN_QUEUE: Final = 8  # logins that may wait for a free CPU beyond those being checked
 
 
 def check_name(name: str, field: str = "name") -> None:
@@ -83,6 +91,14 @@ def permission(body: Mapping[str, Any]) -> dict[str, Any]:
             "operations": operations(body.get("operations", list(OPERATIONS)))}
 
 
+class LoginsBusy(Unavailable):
+    """Too many logins are waiting for a password check; try again in a moment."""
+
+    def __init__(self) -> None:
+        super().__init__("Too many logins are being checked right now; retry in a moment")
+        self.headers = {"Retry-After": "1"}
+
+
 class Throttled(TooManyRequests):
     """Too many failed logins; carries the Retry-After header."""
 
@@ -91,11 +107,18 @@ class Throttled(TooManyRequests):
         self.headers = {"Retry-After": str(retry_after)}
 
 
-def initial_admin_from_env(environ: Mapping[str, str]) -> tuple[str, str] | None:
-    """Read INITIAL_ADMIN_USERNAME and INITIAL_ADMIN_PASSWORD (or a systemd credential
-    file `initial_admin_password` in $CREDENTIALS_DIRECTORY); None unless both are set."""
-    username = environ.get("INITIAL_ADMIN_USERNAME", "").strip()
-    password = environ.get("INITIAL_ADMIN_PASSWORD", "")
+BOOTSTRAP_VARIABLES: Final = ("INITIAL_ADMIN_USERNAME", "INITIAL_ADMIN_PASSWORD")
+
+
+def initial_admin_from_env(environ: MutableMapping[str, str]) -> tuple[str, str] | None:
+    """Take INITIAL_ADMIN_USERNAME and INITIAL_ADMIN_PASSWORD (or a systemd credential
+    file `initial_admin_password` in $CREDENTIALS_DIRECTORY); None unless both are set.
+
+    The variables are removed from `environ` as they are read, so nothing the daemon runs
+    later (a plugin, a subprocess it starts) can find the first admin's password there.
+    """
+    username = environ.pop("INITIAL_ADMIN_USERNAME", "").strip()
+    password = environ.pop("INITIAL_ADMIN_PASSWORD", "")
     creds = environ.get("CREDENTIALS_DIRECTORY")
     if not password and creds:
         with contextlib.suppress(OSError):
@@ -117,7 +140,11 @@ class Accounts:
         self.clock = clock
         self.by_user = SlidingWindow(max_failures_user, failure_window, clock=clock.now)
         self.by_address = SlidingWindow(max_failures_address, failure_window, clock=clock.now)
-        self._hashing = asyncio.Semaphore(concurrent_hashes or os.cpu_count() or 2)
+        # At most one scrypt per CPU at once; a few more logins may wait their turn, and any
+        # beyond that are refused at once, so unauthenticated clients cannot queue work.
+        self._hash_slots = concurrent_hashes or os.cpu_count() or 2
+        self._hashing = asyncio.Semaphore(self._hash_slots)
+        self._logins = 0  # logins between their throttle check and their answer
         self._pending: set[asyncio.Task[None]] = set()  # strong refs to bookkeeping writes
         self._touching: set[int] = set()  # token ids whose last_used_at write is under way
         self.tokens = store.TokenReader(db)
@@ -157,15 +184,28 @@ class Accounts:
         wait = max(self.by_user.retry_after(user_key), self.by_address.retry_after(address))
         if wait:
             raise Throttled(wait)
-        found = await store.login_candidate(self.db, username)
-        encoded = found.password_hash if found and found.password_hash else None
-        ok = await self._verify(password, encoded or credentials.dummy_hash())
+        if self._logins >= self._hash_slots + LOGIN_QUEUE:
+            raise LoginsBusy()
+        # Reserved before any await: the attempt counts against both throttles while it is
+        # being checked, so concurrent guesses cannot slip past the limits.
+        self.by_user.reserve(user_key)
+        self.by_address.reserve(address)
+        self._logins += 1
+        try:
+            found = await store.login_candidate(self.db, username)
+            encoded = found.password_hash if found and found.password_hash else None
+            ok = await self._verify(password, encoded or credentials.dummy_hash())
+        except BaseException:
+            self.by_user.release(user_key)
+            self.by_address.release(address)
+            raise
+        finally:
+            self._logins -= 1
         if not (ok and encoded and found and found.status == "active"
                 and found.source == "manual"):
-            self.by_user.add(user_key)
-            self.by_address.add(address)
-            raise Unauthorized(INVALID_CREDENTIALS)
+            raise Unauthorized(INVALID_CREDENTIALS)  # the reservations stay: failures
         self.by_user.clear(user_key)
+        self.by_address.release(address)
         token = credentials.new_token()
         stamp = self.clock.now()
         await self.db.write(store.record_login, found.id, credentials.token_digest(token),
@@ -222,7 +262,12 @@ class Accounts:
 
     async def bootstrap(self, initial: tuple[str, str] | None) -> None:
         """Create the first admin from the environment if there are no users yet."""
-        if initial is None or await store.has_users(self.db):
+        if initial is None:
+            return
+        if await store.has_users(self.db):
+            log.warning("INITIAL_ADMIN_USERNAME/INITIAL_ADMIN_PASSWORD ignored: the database "
+                        "already has users, and the first admin is only created while it has "
+                        "none (to add an admin: no8sd user create --admin NAME)")
             return
         username, password = initial
         # Refuse a weak or unusable first admin loudly rather than create it.
@@ -237,6 +282,10 @@ class Accounts:
         if await self.db.write(store.bootstrap_admin, username=username, password_hash=encoded,
                                now=self.clock.now()):
             log.info("Created initial admin user %s", username)
+
+    async def has_usable_admin(self) -> bool:
+        """Whether some active admin exists (one that could log in or hold API tokens)."""
+        return await store.has_active_admin(self.db)
 
     # ---- users -----------------------------------------------------------------------
 
@@ -267,6 +316,11 @@ class Accounts:
     async def suspend_user(self, user_id: int) -> User:
         """Suspend a user; the record stays, so it can be reactivated."""
         return await self.update_user(user_id, {"status": "suspended"})
+
+    async def end_sessions(self, user_id: int) -> int:
+        """Revoke every login token of a user (API tokens stay); return how many."""
+        ended: int = await self.db.write(store.end_sessions, user_id, self.clock.now())
+        return ended
 
     async def get_user(self, user_id: int) -> User:
         """Read one user (404 if absent)."""

@@ -38,6 +38,16 @@ class CallError(Exception):
     """A webhook could not give a usable answer; its failure policy decides what happens."""
 
 
+class AdmissionFailed(Forbidden):
+    """A webhook could not be asked (its policy is Fail). The caller is told only which
+    webhook failed; why (which may name hosts and ports) is for the log and for callers
+    who may see the webhooks (`reason`)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"Admission webhook {name} failed")
+        self.reason = f"Admission webhook {name} failed: {reason}"
+
+
 class AdmissionChain:
     """Runs the webhooks for one operation; one shared HTTP client session."""
 
@@ -84,7 +94,9 @@ class AdmissionChain:
                     log.warning("Admission webhook %s failed, ignored by its policy: %s",
                                 hook.name, exc)
                     continue
-                raise Forbidden(f"Admission webhook {hook.name} failed: {exc}") from None
+                log.warning("Admission webhook %s failed, the write is refused: %s",
+                            hook.name, exc)
+                raise AdmissionFailed(hook.name, str(exc)) from None
             if not allowed:
                 message = answer.get("message")
                 if not isinstance(message, str) or not message:

@@ -94,3 +94,25 @@ class Hub:
         for wakers in self._wakers.values():
             for waker in wakers:
                 waker.set()
+
+
+class Signal:
+    """A doorbell many waiters share: `fire()` wakes everyone waiting at that moment."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.waiters = 0
+
+    def fire(self) -> None:
+        """Wake every current waiter."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self) -> None:
+        """Wait for the next `fire()`."""
+        event = self._event
+        self.waiters += 1
+        try:
+            await event.wait()
+        finally:
+            self.waiters -= 1

@@ -107,12 +107,12 @@ class Resources:
         if resource_type.status == "deprecated":
             raise Invalid(f"Resource type {type_name}/{version} is deprecated; "
                           "new resources cannot be created with it")
-        self.types.validate(resource_type, spec)
+        await self.types.validate(resource_type, spec)
         view = {"name": name, "resource_type_name": type_name,
                 "resource_type_version": version, "spec": spec}
         mutated = await self.admission("CREATE", view, None)
         if mutated is not spec:
-            self.types.validate(resource_type, mutated)
+            await self.types.validate(resource_type, mutated)
         write = self.db.preview if dry_run else self.db.write
         return await write(changes.create, resource_type=resource_type, name=name,
                            spec=mutated, plugin_config=plugin_config or {},
@@ -133,13 +133,13 @@ class Resources:
                                                  current.resource_type_version)
             if resource_type is None:
                 raise Invalid("Resource type of this resource no longer exists")
-            self.types.validate(resource_type, fields["spec"])
+            await self.types.validate(resource_type, fields["spec"])
             view = {"name": current.name, "resource_type_name": current.resource_type_name,
                     "resource_type_version": current.resource_type_version,
                     "spec": fields["spec"]}
             mutated = await self.admission("UPDATE", view, resource_public(current))
             if mutated is not fields["spec"]:
-                self.types.validate(resource_type, mutated)
+                await self.types.validate(resource_type, mutated)
             fields["spec"] = mutated
         write = self.db.preview if dry_run else self.db.write
         return await write(changes.update, resource_id, fields, self.clock.now())

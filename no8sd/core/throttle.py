@@ -55,6 +55,23 @@ class SlidingWindow:
         while len(self._hits) > self.max_keys:
             self._hits.popitem(last=False)
 
+    def reserve(self, key: str) -> int:
+        """Count an attempt now, before it is checked, unless `key` is blocked: return 0 when
+        reserved, else whole seconds until it may try again. An attempt in flight thus
+        counts at once, so a burst of concurrent guesses cannot all be checked."""
+        wait = self.retry_after(key)
+        if not wait:
+            self.add(key)
+        return wait
+
+    def release(self, key: str) -> None:
+        """Take back one reserved attempt (it succeeded, or was never checked)."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
+
     def clear(self, key: str) -> None:
         """Forget `key` (after a successful login)."""
         self._hits.pop(key, None)

@@ -1,35 +1,84 @@
-"""Resource type operations, and checking specs against a type's schema."""
+"""Resource type operations, and checking specs against a type's schema.
+
+Schemas are user data and can be made expensive (long patterns, exploding `$ref`/`anyOf`
+nesting), so checking a schema and validating a spec beyond the fast path run in worker
+threads, a few at a time (VALIDATION_THREADS), each within its budget
+(--validation-budget per spec, --schema-budget per schema). The event loop
+keeps serving meanwhile; the regex engine lets go of the GIL while it matches.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
 
-from no8sd.core.validation import SpecValidators, check_schema
+from no8sd.core.validation import (
+    SCHEMA_BUDGET,
+    VALIDATION_BUDGET,
+    SpecValidators,
+    check_schema,
+)
 from no8sd.store import resource_types as store
 from no8sd.store.db import Database
 from no8sd.store.rows import ResourceType
 from no8sd.timeutil import Clock
 
+# Budgets are wall-clock, so more threads than cores let concurrent hostile requests all
+# meet their budget instead of queueing behind each other; the cap bounds the threads.
+VALIDATION_THREADS: Final = max(4, 2 * (os.cpu_count() or 2))
+
 
 class Types:
     """Register, change, delete and look up resource types; validate specs."""
 
-    def __init__(self, db: Database, *, clock: Clock) -> None:
+    def __init__(self, db: Database, *, clock: Clock,
+                 validation_budget: float = VALIDATION_BUDGET,
+                 schema_budget: float = SCHEMA_BUDGET) -> None:
         self.db = db
         self.clock = clock
+        self.validation_budget = validation_budget
+        self.schema_budget = schema_budget
         self.validators = SpecValidators()
+        self._pool: ThreadPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(VALIDATION_THREADS)
+
+    async def _off_loop(self, fn: Any, *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(VALIDATION_THREADS,
+                                            thread_name_prefix="no8sd-validate")
+        async with self._slots:
+            await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        """Stop the validation threads (each finishes within its budget)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def check_schema(self, schema: Any) -> None:
+        """Raise Invalid unless `schema` is a usable JSON Schema (off the event loop)."""
+        await self._off_loop(check_schema, schema, self.schema_budget)
+
+    async def validate(self, resource_type: ResourceType, spec: Any) -> None:
+        """Raise Invalid listing every violation if `spec` does not fit the type's schema.
+        The common case, a simple schema and a valid spec, is answered on the loop."""
+        if not SpecValidators.quick(resource_type, spec):
+            await self._off_loop(self.validators.validate, resource_type, spec,
+                                 self.validation_budget)
 
     async def create(self, name: str, version: str, schema: Any, description: str | None,
                      metadata: dict[str, Any] | None) -> ResourceType:
         """Register a resource type (its schema must be a valid JSON Schema)."""
-        check_schema(schema)
+        await self.check_schema(schema)
         return await self.db.write(store.insert, name, version, schema, description,
                                    metadata or {}, self.clock.now())
 
     async def update(self, type_id: int, changes: dict[str, Any]) -> ResourceType:
         """Apply a partial update to a resource type."""
         if "schema" in changes:
-            check_schema(changes["schema"])
+            await self.check_schema(changes["schema"])
         return await self.db.write(store.update, type_id, changes, self.clock.now())
 
     async def delete(self, type_id: int) -> None:
@@ -49,7 +98,3 @@ class Types:
         """Resource types by name, then version."""
         return await store.list_types(self.db, name=name, status=status, limit=limit,
                                       offset=offset)
-
-    def validate(self, resource_type: ResourceType, spec: Any) -> None:
-        """Raise Invalid listing every violation if `spec` does not fit the type's schema."""
-        self.validators.validate(resource_type, spec)

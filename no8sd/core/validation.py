@@ -15,6 +15,7 @@ combinations that explode are cut off. An overrun is a 400, never a stalled daem
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -36,6 +37,7 @@ _CACHE_SIZE = 256
 MAX_SCHEMA_BYTES = 256 * 1024
 MAX_PATTERN_CHARS = 1000
 VALIDATION_BUDGET = 0.5  # seconds one spec validation may take
+SCHEMA_BUDGET = 2.0  # seconds checking (and compiling the patterns of) one schema may take
 
 
 class _Overrun(Exception):
@@ -53,10 +55,18 @@ def _check_deadline() -> float:
     return left
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> Any:
+    return regex.compile(pattern)
+
+
 def _search(pattern: str, text: str) -> bool:
     try:
-        return regex.search(pattern, text, timeout=min(_check_deadline(), VALIDATION_BUDGET)
-                            ) is not None
+        # concurrent=True: the engine lets go of the GIL while it matches, so a hostile
+        # pattern running in a worker thread does not starve the event loop.
+        return _compiled(pattern).search(
+            text, timeout=min(_check_deadline(), 60.0), concurrent=True
+        ) is not None
     except TimeoutError:
         raise _Overrun from None
 
@@ -168,32 +178,45 @@ def _check_patterns(schema: Any) -> None:
             if len(patrn) > MAX_PATTERN_CHARS:
                 raise Invalid(f"Invalid schema: a pattern is longer than {MAX_PATTERN_CHARS} "
                               "characters")
+            _check_deadline()  # compiling a long pattern takes milliseconds; hundreds add up
             try:
-                regex.compile(patrn)
+                _compiled(patrn)
             except (regex.error, ValueError) as exc:
                 raise Invalid(f"Invalid schema: pattern {_short(repr(patrn))} does not "
                               f"compile: {exc}") from None
         stack.extend(node.values())
 
 
-def check_schema(schema: Any) -> None:
-    """Raise Invalid unless `schema` is a valid JSON Schema."""
+def check_schema(schema: Any, budget: float = SCHEMA_BUDGET) -> None:
+    """Raise Invalid unless `schema` is a valid JSON Schema (checked within `budget` s)."""
     if not isinstance(schema, dict):
         raise Invalid("Invalid schema: a schema must be a JSON object")
     if len(json.dumps(schema, separators=(",", ":"))) > MAX_SCHEMA_BYTES:
         raise Invalid(f"Invalid schema: larger than {MAX_SCHEMA_BYTES} bytes")
-    _check_patterns(schema)
+    _deadline.at = time.monotonic() + budget
     try:
+        _check_patterns(schema)
         cls = _validator_class(schema)
-        cls.check_schema(schema)
+        # The metaschema's "regex" format would compile every pattern again with `re`;
+        # _check_patterns has already compiled them with the engine specs are checked with.
+        cls.check_schema(schema, format_checker=_SCHEMA_FORMATS)
         # Compiling catches what the metaschema cannot, such as unresolvable local $refs.
         cls(schema, format_checker=cls.FORMAT_CHECKER)
+    except _Overrun:
+        raise Invalid(f"Invalid schema: checking it took longer than {budget:g}s; use "
+                      "fewer or simpler patterns") from None
     except js_exceptions.SchemaError as exc:
         raise Invalid(f"Invalid schema: {_short(exc.message)}") from None
     except RecursionError:
         raise Invalid("Invalid schema: nested too deeply") from None
     except Exception as exc:  # referencing errors and the like
         raise Invalid(f"Invalid schema: {_short(str(exc))}") from None
+    finally:
+        _deadline.at = float("inf")
+
+
+_SCHEMA_FORMATS = jsonschema.FormatChecker(
+    [name for name in jsonschema.FormatChecker.checkers if name != "regex"])
 
 
 def _path(error: js_exceptions.ValidationError) -> str:
@@ -300,20 +323,28 @@ class SpecValidators:
                 self._cache.popitem(last=False)
         return validator
 
-    def validate(self, resource_type: ResourceType, spec: Any) -> None:
-        """Raise Invalid listing every violation ("path: message") if `spec` does not fit."""
+    @staticmethod
+    def quick(resource_type: ResourceType, spec: Any) -> bool:
+        """Whether `spec` is shown valid by the fast path (cheap enough for the event loop);
+        False means the full validation must decide."""
         schema = resource_type.schema
-        if fast_checkable(schema) and fast_valid(schema, spec):
+        return fast_checkable(schema) and fast_valid(schema, spec)
+
+    def validate(self, resource_type: ResourceType, spec: Any,
+                 budget: float = VALIDATION_BUDGET) -> None:
+        """Raise Invalid listing every violation ("path: message") if `spec` does not fit.
+        May take up to `budget` seconds: run it off the event loop."""
+        if self.quick(resource_type, spec):
             return
         validator = self._get(resource_type)
-        _deadline.at = time.monotonic() + VALIDATION_BUDGET
+        _deadline.at = time.monotonic() + budget
         try:
             found = sorted(validator.iter_errors(spec), key=lambda e: list(map(str, e.path)))
         except RecursionError:
             raise Invalid("Spec validation failed: (root): nested too deeply") from None
         except _Overrun:
             raise Invalid(f"Spec validation failed: evaluating the resource type's schema "
-                          f"took longer than {VALIDATION_BUDGET:g}s; simplify the schema "
+                          f"took longer than {budget:g}s; simplify the schema "
                           "(patterns, $ref or anyOf nesting)") from None
         finally:
             _deadline.at = float("inf")

@@ -59,6 +59,16 @@ def resource_rest(r: Resource) -> dict[str, Any]:
     }
 
 
+MINIMAL_KEYS = ("id", "name", "resource_type_name", "resource_type_version", "generation",
+                "status")
+
+
+def resource_minimal(r: Resource) -> dict[str, Any]:
+    """What a caller who may change a resource but not read it is told after a write:
+    which resource it was, its generation and its phase, nothing of its content."""
+    return {key: getattr(r, key) for key in MINIMAL_KEYS}
+
+
 def resource_public(r: Resource) -> dict[str, Any]:
     """The REST view without plugin_config (which may hold credentials): what event
     payloads carry and what admission webhooks are shown."""

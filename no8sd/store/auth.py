@@ -21,6 +21,9 @@ TOKEN_COLUMNS = Token.COLUMNS
 ROLE_COLUMNS = Role.COLUMNS
 PERMISSION_COLUMNS = Permission.COLUMNS
 LAST_ADMIN = "Cannot suspend or demote the last active admin"
+# Marked changed by every write that can change what a signed-in caller may do, so open
+# event streams re-check their caller at once (see core.Core.accounts_changed).
+ACCOUNTS = "accounts"
 
 
 def _user(row: sqlite3.Row) -> User:
@@ -108,10 +111,21 @@ def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> Us
         tx.execute("UPDATE users SET updated_at = ? WHERE id = ?", (now, user_id))
     if current.is_admin and current.status == "active" and _active_admins(tx) == 0:
         raise Conflict(LAST_ADMIN)
-    if "password_hash" in changes:
-        tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE user_id = ?"
-                   " AND kind = 'login' AND revoked = 0", (now, user_id))
+    # A new password or a suspension ends the user's logins (API tokens stay; a suspended
+    # user's cannot be used until reactivation, and reactivating revives no login).
+    if "password_hash" in changes or changes.get("status") == "suspended":
+        end_sessions(tx, user_id, now)
+    tx.changed.add(ACCOUNTS)
     return get_user_tx(tx, user_id)
+
+
+def end_sessions(tx: Tx, user_id: int, now: float) -> int:
+    """Revoke every login token of a user; return how many were live."""
+    get_user_tx(tx, user_id)
+    cur = tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE user_id = ?"
+                     " AND kind = 'login' AND revoked = 0", (now, user_id))
+    tx.changed.add(ACCOUNTS)
+    return cur.rowcount
 
 
 # ---- users: reads ------------------------------------------------------------------
@@ -150,6 +164,12 @@ async def find_user(db: Database, username: str) -> User | None:
     """Read one user by username, or None."""
     row = await db.fetchone(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,))
     return _user(row) if row is not None else None
+
+
+async def has_active_admin(db: Database) -> bool:
+    """Answer whether any active admin exists."""
+    return await db.fetchone(
+        "SELECT 1 FROM users WHERE is_admin = 1 AND status = 'active' LIMIT 1") is not None
 
 
 async def has_users(db: Database) -> bool:
@@ -204,6 +224,7 @@ def revoke_token(tx: Tx, token_id: int, now: float, *, user_id: int | None = Non
         raise NotFound("Token not found")
     if not row["revoked"]:
         tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE id = ?", (now, token_id))
+        tx.changed.add(ACCOUNTS)
     return _token(tx.row(f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?", (token_id,)))
 
 
@@ -327,6 +348,7 @@ def insert_role(tx: Tx, *, name: str, description: str | None, system_permission
 
 def update_role(tx: Tx, role_id: int, changes: dict[str, Any], now: float) -> Role:
     """Change a role's name, description and/or system permissions."""
+    tx.changed.add(ACCOUNTS)
     _role_tx(tx, role_id)
     columns = [c for c in ("name", "description", "system_permissions") if c in changes]
     values = [dumps(changes[c]) if c == "system_permissions" else changes[c] for c in columns]
@@ -341,12 +363,14 @@ def update_role(tx: Tx, role_id: int, changes: dict[str, Any], now: float) -> Ro
 
 def delete_role(tx: Tx, role_id: int) -> None:
     """Delete a role; its permissions go with it and its users are left without a role."""
+    tx.changed.add(ACCOUNTS)
     _role_tx(tx, role_id)
     tx.execute("DELETE FROM custom_roles WHERE id = ?", (role_id,))
 
 
 def add_permission(tx: Tx, role_id: int, perm: dict[str, Any], now: float) -> Permission:
     """Add a permission to a role."""
+    tx.changed.add(ACCOUNTS)
     _role_tx(tx, role_id)
     perm_id = _insert_permission(tx, role_id, perm, now)
     tx.execute("UPDATE custom_roles SET updated_at = ? WHERE id = ?", (now, role_id))
@@ -364,6 +388,7 @@ def _permission_tx(tx: Tx, role_id: int, perm_id: int) -> Permission:
 def set_permission_operations(tx: Tx, role_id: int, perm_id: int, operations: list[str],
                               now: float) -> Permission:
     """Replace the operations of one of a role's permissions."""
+    tx.changed.add(ACCOUNTS)
     _role_tx(tx, role_id)
     _permission_tx(tx, role_id, perm_id)
     tx.execute("UPDATE custom_role_permissions SET operations = ? WHERE id = ?",
@@ -374,6 +399,7 @@ def set_permission_operations(tx: Tx, role_id: int, perm_id: int, operations: li
 
 def delete_permission(tx: Tx, role_id: int, perm_id: int, now: float) -> None:
     """Remove one of a role's permissions."""
+    tx.changed.add(ACCOUNTS)
     _role_tx(tx, role_id)
     _permission_tx(tx, role_id, perm_id)
     tx.execute("DELETE FROM custom_role_permissions WHERE id = ?", (perm_id,))

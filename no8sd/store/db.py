@@ -226,6 +226,7 @@ class Database:
         self._on_commit: Callable[[list[Event], set[str]], None] | None = None
         self._closed = False
         self._data_version: int | None = None
+        self._table_listeners: list[Callable[[set[str]], None]] = []
         self._on_migration: MigrationStep | None = None
         self._on_batch: CommitObserver | None = None
         self._checkpoints: list[asyncio.Future[bool]] = []  # callers of checkpoint()
@@ -244,6 +245,18 @@ class Database:
         """Call `callback(units, seconds)` on the event loop after every commit attempt."""
         self._on_batch = callback
 
+    def on_tables_changed(self, callback: Callable[[set[str]], None]) -> None:
+        """Call `callback(tables)` after a commit marked tables changed (`tx.changed`); `{"*"}`
+        when another process wrote the file and anything may have changed."""
+        self._table_listeners.append(callback)
+
+    def _tables_changed(self, tables: set[str]) -> None:
+        for callback in self._table_listeners:
+            try:
+                callback(tables)
+            except Exception:
+                log.exception("table change listener failed")
+
     async def open(self) -> None:
         """Lock the file (unless shared), apply migrations, start the writer, open readers."""
         await asyncio.to_thread(self._open_sync)
@@ -261,10 +274,13 @@ class Database:
     def _open_sync(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
+            # A directory made here holds only the database: private to its owner.
+            os.makedirs(directory, mode=0o700, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise StartupError(f"cannot open database {self.path}: {exc.strerror}") from None
+        if not self.shared:
+            make_private(self.path)
         locked = try_lock(fd)
         if not locked and not self.shared:
             os.close(fd)
@@ -451,10 +467,12 @@ class Database:
     def _finish_batch(self, batch: list[_Unit], outcomes: list[Any]) -> None:
         events: list[Event] = []
         wake: set[str] = set()
+        changed: set[str] = set()
         for ok, _value, tx in outcomes:
             if ok and tx is not None:
                 events.extend(tx.events)
                 wake |= tx.wake
+                changed |= tx.changed
                 if tx.touched or tx.changed:
                     self.cache.committed(tx.touched, tx.changed)
                 for callback in tx.after_commit:
@@ -462,6 +480,8 @@ class Database:
                         callback()
                     except Exception:
                         log.exception("post-commit callback failed")
+        if changed:
+            self._tables_changed(changed)
         if self._on_commit is not None and (events or wake):
             try:
                 self._on_commit(events, wake)
@@ -484,10 +504,12 @@ class Database:
         are invalidated precisely by `_finish_batch`.
         """
         version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if self._data_version is not None and version != self._data_version:
+        changed = self._data_version is not None and version != self._data_version
+        self._data_version = version
+        if changed:
             log.debug("another process wrote %s; dropping cached copies", self.path)
             self.cache.clear()
-        self._data_version = version
+            self._tables_changed({"*"})
 
     def check_other_writers(self) -> None:
         """Before serving a cached copy: make sure no other process wrote meanwhile.
@@ -572,6 +594,27 @@ class Database:
             return not self._closing and self._writer is not None and not self._writer.done()
         except Exception:
             return False
+
+
+def make_private(path: str) -> None:
+    """Give the database file and its -wal/-shm companions mode 0600: they hold password
+    hashes, token digests and plugin_config. An existing wider mode (a file copied in by
+    hand or a restore) is narrowed, with one log line."""
+    widened = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode != 0o600:
+            try:
+                os.chmod(name, 0o600)
+            except OSError as exc:
+                log.warning("cannot make %s private (mode %o): %s", name, mode, exc.strerror)
+                continue
+            widened.append(f"{os.path.basename(name)} (was {mode:o})")
+    if widened:
+        log.warning("Made the database files private (mode 600): %s", ", ".join(widened))
 
 
 def check_current(conn: sqlite3.Connection, path: str) -> None:

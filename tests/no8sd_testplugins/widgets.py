@@ -2,12 +2,15 @@
 
 Spec keys: `fail` (return a failure with that message), `raise` (raise that message),
 `sleep` (seconds to wait first), `outputs` (reported as outputs), `keep` (on delete,
-keep the finalizer: the deletion fails). Loaded by tests as instances or via --plugin.
+keep the finalizer: the deletion fails), `env` (a list of variable names: whether each is
+set in the daemon's environment, and what ctx.get_secret says of it, become the outputs).
+Loaded by tests as instances or via --plugin.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from no8sd.plugins import BaseReconciler, ReconcileResult
@@ -51,9 +54,20 @@ class WidgetReconciler(BaseReconciler):
                 return ReconcileResult(False, spec["fail"])
             if "outputs" in spec:
                 await ctx.update_outputs(rid, spec["outputs"])
+            if "env" in spec:
+                await ctx.update_outputs(rid, {name: await _probe(ctx, name)
+                                               for name in spec["env"]})
             return ReconcileResult(True, "done")
         finally:
             self.active.discard(rid)
+
+
+async def _probe(ctx: Any, name: str) -> dict[str, Any]:
+    try:
+        secret: str | None = await ctx.get_secret(name)
+    except KeyError as exc:
+        secret = f"KeyError: {exc}"
+    return {"in_environ": name in os.environ, "secret": secret}
 
 
 class GadgetReconciler(BaseReconciler):
