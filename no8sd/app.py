@@ -38,6 +38,7 @@ from no8sd.api import (
     watch,
 )
 from no8sd.api import apply as apply_api
+from no8sd.api import metrics as metrics_api
 from no8sd.api import plugins as plugins_api
 from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
@@ -50,14 +51,17 @@ from no8sd.host.actions import ActionRegistry
 from no8sd.host.context import PluginServices
 from no8sd.host.reconcilers import PluginHost
 from no8sd.host.secrets import SecretStores
+from no8sd.host.service import ServiceReporter
 from no8sd.plugins.reconciler import ReconcilerPlugin
+from no8sd.sdnotify import Notifier
 from no8sd.store.db import Database
 
 log = logging.getLogger("no8sd")
 
 ROUTE_MODULES = (health, openapi, resource_types, resources, watch, auth, users, roles,
-                 webhooks_api, plugins_api, apply_api, browse, ui)
+                 webhooks_api, plugins_api, apply_api, browse, ui, metrics_api)
 PRUNE_EVERY = 60.0
+CHECKPOINT_EVERY = 10.0
 
 
 def all_routes() -> list[Any]:
@@ -72,13 +76,19 @@ def create_app(settings: Settings, *,
     # With auth off every caller is the local operator; with tokens, each request's caller
     # is resolved from the database by the authentication middleware.
     gate = (access.open_access_middleware if settings.auth == "none"
-            else authn.token_middleware(all_routes()))
+            else authn.token_middleware(metrics_api.exposed(all_routes(), settings)))
     # Outermost first: errors become JSON; cross-site requests are refused before anything
     # else; the caller is known before any body is read; then the body, within its limits.
-    app = web.Application(middlewares=[error_middleware, cross_site_middleware, gate,
-                                       body_middleware(all_routes())],
-                          client_max_size=settings.max_body_bytes)
-    db = Database(settings.db_path, synchronous=settings.synchronous)
+    middlewares = [error_middleware, cross_site_middleware, gate, body_middleware(all_routes())]
+    recorder = None
+    if settings.metrics:
+        from no8sd.metrics import Metrics  # prometheus-client only when metrics are on
+
+        recorder = Metrics()
+        middlewares.insert(0, metrics_api.middleware(recorder))  # outermost: final codes
+    app = web.Application(middlewares=middlewares, client_max_size=settings.max_body_bytes)
+    db = Database(settings.db_path, synchronous=settings.synchronous,
+                  checkpoint=settings.checkpoint)
     host = PluginHost(restart_base=settings.plugin_restart_base,
                       block_threshold=settings.loop_block_warning)
     actions = ActionRegistry()
@@ -100,6 +110,10 @@ def create_app(settings: Settings, *,
     app[keys.STOPPING] = asyncio.Event()
     app[READERS] = Readers()
     app[watch.STREAMS] = watch.Streams()
+    app[health.INSTANCE] = health.Instance(settings.clock.now())
+    if recorder is not None:
+        app[metrics_api.METRICS] = recorder
+        db.on_batch(recorder.observe_commit)
     for module in ROUTE_MODULES:
         module.routes.register(app)
     app[keys.OPENAPI] = openapi.build(all_routes())
@@ -161,7 +175,8 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
         services = PluginServices(core.db, core.hub, settings.scheduling,
                                   settings.history_limit, clock=settings.clock,
                                   get_action_plugin=app[keys.ACTIONS].get,
-                                  get_secret_store=app[keys.SECRETS].active)
+                                  get_secret_store=app[keys.SECRETS].active,
+                                  metrics=app.get(metrics_api.METRICS))
         host.start(services)
         yield
         await host.stop(settings.shutdown_grace)
@@ -172,6 +187,7 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
 async def _maintenance_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: set[asyncio.Task[Any]] = set()
     background.spawn(_prune_loop(app), name="event-retention", owner=tasks)
+    background.spawn(_checkpoint_loop(app), name="wal-checkpoint", owner=tasks)
     yield
     await background.stop(tasks)
 
@@ -189,6 +205,17 @@ async def _prune_loop(app: web.Application) -> None:
         except Exception:
             log.exception("Event retention failed")
         await asyncio.sleep(PRUNE_EVERY)
+
+
+async def _checkpoint_loop(app: web.Application) -> None:
+    """Keep the WAL file small (unless --checkpoint external leaves it to another tool)."""
+    db = app[keys.CORE].db
+    while db.checkpoint_mode == "auto":
+        await asyncio.sleep(CHECKPOINT_EVERY)
+        try:
+            await db.checkpoint()
+        except Exception:
+            log.exception("WAL checkpoint failed")
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -236,8 +263,11 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     _raise_fd_limit()
     quiet_malformed_requests()
     authn.check_exposure(settings)  # before binding: never listen openly, even briefly
+    notifier = Notifier.from_environ()  # systemd's NOTIFY_SOCKET, if it started us
     sockets = bind(settings)
     app = create_app(settings)
+    service = ServiceReporter(notifier, app[keys.CORE], app[keys.HOST])
+    service.watch_migrations()
     # keepalive_timeout: an idle keep-alive connection is closed after 75 s instead of
     # aiohttp's hour, so idle or abandoned clients do not pin sockets on a small box.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
@@ -249,6 +279,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             sock.close()
         with contextlib.suppress(Exception):
             await runner.cleanup()
+        await service.close()
         raise
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -260,10 +291,13 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             log.info("no8sd %s listening on http://%s:%d", __version__, shown, port)
+        await service.ready()  # the store is open, plugins started, every site listens
         await stop.wait()
         log.info("Shutting down")
     finally:
+        service.stopping()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await runner.cleanup()
+        await service.close()
         log.info("Stopped")

@@ -147,6 +147,18 @@ class Settings:
         metavar="ORIGIN",
         help="Another origin (scheme://host[:port]) whose web pages may change state "
              "through the API, e.g. https://no8sd.example.com behind a proxy (repeatable).")
+    checkpoint: str = _option("auto", kind="choice", choices=("auto", "external"),
+                              help="auto: no8sd folds the WAL back into the database and "
+                                   "keeps it small; external: never (Litestream or another "
+                                   "replication tool does it).")
+    metrics: bool = _option(True, kind="bool",
+                            help="Serve Prometheus metrics at /metrics (and count them).")
+    metrics_public: bool = _option(False, kind="bool",
+                                   help="With --auth token, let /metrics be read without a "
+                                        "token.")
+    ready_max_lag: float = _option(300.0, kind="float", positive=True,
+                                   help="/readyz answers 503 once the oldest overdue "
+                                        "reconcile has waited this long (seconds).")
 
     # Not options: limits fixed by design, and what tests or the environment provide.
     max_body_bytes: int = 1024 * 1024

@@ -198,6 +198,10 @@ W = "/api/v1/resources/{w.widget[id]}"
 MATRIX: dict[tuple[str, str], Entry] = {
     ("GET", "/health"): Entry(PUBLIC, 200, fixed("/health")),
     ("GET", "/api/v1/cluster/health"): Entry(PUBLIC, 200, fixed("/api/v1/cluster/health")),
+    ("GET", "/livez"): Entry(PUBLIC, 200, fixed("/livez")),
+    ("GET", "/readyz"): Entry(PUBLIC, 200, fixed("/readyz")),
+    ("GET", "/api/v1/cluster/nodes"): Entry(ADMIN_ONLY, 200, fixed("/api/v1/cluster/nodes")),
+    ("GET", "/metrics"): Entry(("system", "view_metrics"), 200, fixed("/metrics")),
     ("GET", "/api/v1/openapi.json"): Entry(PUBLIC, 200, fixed("/api/v1/openapi.json")),
     ("POST", "/api/v1/auth/login"): Entry(
         PUBLIC, 200, fixed("/api/v1/auth/login", {"username": ADMIN[0], "password": ADMIN[1]})),
@@ -327,7 +331,8 @@ async def build_world(make_client: Any) -> World:
                                           role_id=role["id"])
     role = await make_role(client, admin, "everything", [{}])
     _, w.tokens["wildcard"] = await make_user(client, admin, "user-wild", role_id=role["id"])
-    role = await make_role(client, admin, "viewer", [], ["view_webhooks", "view_plugins"])
+    role = await make_role(client, admin, "viewer", [],
+                           ["view_webhooks", "view_plugins", "view_metrics"])
     _, w.tokens["system"] = await make_user(client, admin, "user-system", role_id=role["id"])
     user, w.tokens["norole"] = await make_user(client, admin, "user-none")
     w.user_id = user["id"]
@@ -354,6 +359,8 @@ async def status_of(w: World, entry: Entry, method: str, path: str, body: Any,
             return resp.status, None
         if resp.status == 204:
             return 204, (await resp.read()) or None  # a 204 must have an empty body
+        if resp.status == 200 and resp.content_type == "text/plain":
+            return 200, await resp.text()  # /metrics
         if resp.status == 200 and resp.content_type != "application/json":
             return resp.status, None  # the status page's files
         return resp.status, await resp.json()

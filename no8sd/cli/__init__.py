@@ -43,6 +43,8 @@ COMMANDS = {
     "user": "no8sd.cli.admin:user_group",
     "token": "no8sd.cli.admin:token_group",
     "completion": "no8sd.cli.completion:completion_command",
+    "backup": "no8sd.cli.ops:backup_command",
+    "restore": "no8sd.cli.ops:restore_command",
 }
 
 

@@ -44,6 +44,13 @@ def _shown(option: Option, default: Any) -> str | bool:
     return str(default).lower() if option.kind == "choice" else str(default)
 
 
+def _help(option: Option, default: Any) -> str:
+    # The default goes into the text: click can only show a default it applies itself,
+    # and these defaults are applied by Settings (after the config file).
+    shown = _shown(option, default)
+    return f"{option.help} Default: {shown}." if shown else option.help
+
+
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Read the config file first, so its values are the defaults of every other option."""
     if value:
@@ -62,8 +69,8 @@ def settings_options(fn: F) -> F:
         decls = [f"{flag}/--no-{flag[2:]}" if option.kind == "bool" else flag, name]
         fn = click.option(
             *decls, envvar=config.env_of(name, option), type=None if option.kind == "bool"
-            else _type(option), default=None, multiple=option.multiple, help=option.help,
-            metavar=option.metavar, show_default=_shown(option, default), show_envvar=True,
+            else _type(option), default=None, multiple=option.multiple,
+            help=_help(option, default), metavar=option.metavar, show_envvar=True,
         )(fn)
     return click.option(
         "--config", "config_file", envvar=config.CONFIG_ENV, is_eager=True, expose_value=True,

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from no8sd import background
+from no8sd import background, lifecycle
 from no8sd.core import changes
 from no8sd.core.accounts import Accounts
 from no8sd.core.admission import AdmissionChain, Webhooks
 from no8sd.core.apply import Applier
 from no8sd.core.hub import Hub, Signal
+from no8sd.core.probe import WriteProbe
 from no8sd.core.resources import OwnerLookup, Resources
 from no8sd.core.types import Types
 from no8sd.store import events
+from no8sd.store import resources as resource_store
 from no8sd.store.auth import ACCOUNTS
 from no8sd.store.db import Database
 from no8sd.store.rows import Event
@@ -39,6 +41,7 @@ class Core:
         self.db = db
         self.clock = clock
         self.hub = Hub()
+        self.write_probe = WriteProbe(db)
         db.on_commit(self.hub.publish)
         clock.on_jump(self.hub.wake_all)
         self.types = Types(db, clock=clock, validation_budget=validation_budget,
@@ -97,6 +100,22 @@ class Core:
             if not self.accounts_changed.waiters:
                 return  # nobody waits: no timer keeps an idle daemon awake
             self.db.check_other_writers()
+
+    # ---- what operators watch -------------------------------------------------------
+
+    async def resource_counts(self) -> dict[tuple[str, str], int]:
+        """{(type name, status): number of resources}."""
+        return await resource_store.counts(self.db)
+
+    async def backlog(self, types: list[str]) -> tuple[int, float | None]:
+        """(resources of `types` due now, the earliest due time among them or None):
+        the depth of those types' work queue and how long its oldest item has waited."""
+        classes = (lifecycle.URGENT, lifecycle.ROUTINE)
+        now = self.clock.now()
+        earliest = await resource_store.next_due(self.db, types, classes)
+        if earliest is None or earliest > now:
+            return 0, None
+        return await resource_store.due_count(self.db, types, classes, now), earliest
 
     # ---- the event log ---------------------------------------------------------------
 

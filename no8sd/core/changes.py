@@ -159,12 +159,13 @@ def release_leases(tx: Tx, now: float) -> int:
 
 
 def claim(tx: Tx, *, types: list[str], limit: int, exclude: frozenset[int], now: float,
-          rules: lifecycle.Scheduling, routine_slots: int = 0) -> list[Resource]:
+          rules: lifecycle.Scheduling, routine_slots: int = 0,
+          waited: list[float] | None = None) -> list[Resource]:
     """Hand out up to `limit` due resources of `types`, each leased for the reconcile timeout.
 
     Urgent work comes first, but `routine_slots` are kept for routine work (when there is
     any), so a backlog of drift re-checks and retries keeps draining under a stream of
-    fresh changes.
+    fresh changes. `waited` gets how long each one handed out had been due (metrics).
     """
     if limit <= 0 or not types:
         return []
@@ -175,9 +176,11 @@ def claim(tx: Tx, *, types: list[str], limit: int, exclude: frozenset[int], now:
         # Routine work did not use its reserved slots: let more urgent work have them.
         urgent = store.due_ids(tx, types, lifecycle.URGENT, limit - len(routine), exclude, now)
     claimed = []
-    for _, resource_id in urgent + routine:
+    for due, resource_id in urgent + routine:
         r = _require(tx, resource_id)
         claimed.append(store.save(tx, r, **lifecycle.on_claim(r, now, rules)))
+        if waited is not None:
+            waited.append(now - due)
     return claimed
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 OPERATIONS: Final = ("CREATE", "READ", "UPDATE", "DELETE")
-SYSTEM_PERMISSIONS: Final = ("view_webhooks", "view_plugins")
+SYSTEM_PERMISSIONS: Final = ("view_webhooks", "view_plugins", "view_metrics")
 
 
 @dataclass(frozen=True)

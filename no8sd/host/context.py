@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from no8sd import lifecycle
 from no8sd.core import changes
@@ -24,6 +25,9 @@ from no8sd.plugins.reconciler import ReconcilerContext, ReconcileResult, Resourc
 from no8sd.store import resources as store
 from no8sd.store.db import Database, Tx
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from no8sd.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class PluginServices:
     clock: Clock = SYSTEM_CLOCK
     get_action_plugin: Callable[[str], Awaitable[Any]] | None = None
     get_secret_store: Callable[[], Awaitable[Any]] | None = None
+    metrics: Metrics | None = None  # None: metrics are off
 
 
 class PluginContext(ReconcilerContext):
@@ -55,6 +60,7 @@ class PluginContext(ReconcilerContext):
         self.shutdown_event = shutdown_event
         self.event_bus = None  # upstream attribute; events reach plugins as wake-ups instead
         self.last_activity: float | None = None
+        self._in_flight: dict[int, float] = {}  # resource id -> monotonic time it was claimed
 
     @property
     def _clock(self) -> Clock:
@@ -103,9 +109,10 @@ class PluginContext(ReconcilerContext):
                                     drift_detected: bool = False) -> None:
         """Write a history entry; `result.requeue_after` sets the next due time."""
         success, message = _outcome(result)
+        args = self._record_args(result, duration_seconds, trigger_reason, drift_detected)
         await self._write(changes.record, resource_id, success=success, message=message,
-                          **self._record_args(result, duration_seconds, trigger_reason,
-                                              drift_detected))
+                          **args)
+        self._finished(resource_id, success, args)
 
     async def get_action_plugin(self, name: str) -> Any:
         """Return the named action plugin, initialised with its configuration."""
@@ -162,9 +169,32 @@ class PluginContext(ReconcilerContext):
                                duration_seconds: float, errored: bool = False) -> None:
         """Record one reconcile of a claimed resource (see the contract), as one change."""
         success, message = _outcome(result)
+        args = self._record_args(result, duration_seconds, None, False)
         await self._write(changes.finish, resource["id"], success=success, message=message,
-                          errored=errored, plugin=self.plugin_name,
-                          record_args=self._record_args(result, duration_seconds, None, False))
+                          errored=errored, plugin=self.plugin_name, record_args=args)
+        self._finished(resource["id"], success and not errored, args)
+
+    def in_flight(self) -> tuple[int, float]:
+        """(reconciles running now, seconds the longest of them has run). A claim not
+        finished within the reconcile timeout has lost its lease and no longer counts."""
+        now = time.monotonic()
+        expired = now - self.reconcile_timeout
+        for rid in [rid for rid, at in self._in_flight.items() if at < expired]:
+            del self._in_flight[rid]
+        oldest = min(self._in_flight.values(), default=now)
+        return len(self._in_flight), now - oldest
+
+    def _finished(self, resource_id: Any, success: bool, args: dict[str, Any]) -> None:
+        started = self._in_flight.pop(int(resource_id), None)
+        metrics = self._services.metrics
+        if metrics is None:
+            return
+        seconds = args["duration_seconds"]
+        if seconds is None and started is not None:
+            seconds = time.monotonic() - started
+        metrics.observe_reconcile(self.plugin_name, success=success,
+                                  requeue_after=args["requeue_after"] is not None,
+                                  seconds=seconds)
 
     async def seconds_until_due(self) -> float | None:
         """Seconds until this plugin's next resource is due (0 when one is due now)."""
@@ -189,9 +219,15 @@ class PluginContext(ReconcilerContext):
         if not types or limit <= 0:
             return []
         self.last_activity = self._clock.now()
+        waited: list[float] = []
         claimed = await self._services.db.write(
             changes.claim, types=types, limit=limit, exclude=exclude, now=self._clock.now(),
-            rules=self._services.rules, routine_slots=routine_slots)
+            rules=self._services.rules, routine_slots=routine_slots, waited=waited)
+        at = time.monotonic()
+        for r in claimed:
+            self._in_flight[r.id] = at
+        if self._services.metrics is not None:
+            self._services.metrics.observe_claim(self.plugin_name, waited)
         return [resource_plugin(r) for r in claimed]  # type: ignore[misc]
 
     def _wanted_types(self, names: list[str] | str | None) -> list[str]:

@@ -50,6 +50,7 @@ class LoopWatchdog:
         self._stop = threading.Event()
         self._episode: tuple[str | None, str] | None = None  # (plugin, where) while blocked
         self.blocks = 0
+        self.lag = 0.0  # how late the last heartbeat ran (seconds): the loop's lag
 
     def start(self) -> None:
         """Start the heartbeat on the running loop and the watching thread."""
@@ -82,6 +83,7 @@ class LoopWatchdog:
         now = time.monotonic()
         stalled = now - self._beat
         self._beat = now
+        self.lag = max(0.0, stalled - self.threshold / 4)
         episode, self._episode = self._episode, None
         if episode is not None:
             plugin, where = episode

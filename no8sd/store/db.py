@@ -24,6 +24,14 @@ committed state and never wait behind the writer. Cached copies of rows live in 
 A database file belongs to one daemon at a time (an exclusive lock). The command line's
 short administrative changes open it *shared*: no lock, the same writer code, SQLite's
 busy timeout to queue behind the daemon's writer.
+
+Before a schema migration changes an existing file, a copy of it is kept beside it
+(`no8sd.db.pre-0005` before migration 0005), so an upgrade can always be undone.
+
+The WAL: with `checkpoint="auto"` SQLite folds it back after every 1,000 pages, and
+`checkpoint()` (run by the daemon's maintenance) truncates it once it has grown past
+`WAL_TRUNCATE_BYTES`, hardly waiting for readers. With `checkpoint="external"` the
+daemon never checkpoints (a replication tool such as Litestream does it).
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ import aiosqlite
 
 from no8sd import background
 from no8sd.errors import StartupError, Unavailable
+from no8sd.store import snapshot
 from no8sd.store.cache import Cache
 from no8sd.store.rows import Event, Resource
 
@@ -55,6 +64,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 256
 BATCH_BUDGET = 0.008  # seconds of unit execution per batch before committing
+WAL_TRUNCATE_BYTES = 16 * 1024 * 1024  # `checkpoint()` truncates a WAL larger than this
+BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_GRACE_MS = 100  # how long a truncating checkpoint waits for readers
+CHECKPOINT_MODES = ("auto", "external")
+MigrationStep = Callable[[str | None], None]  # what is being done; None once it is done
+CommitObserver = Callable[[int, float], None]  # (units in the batch, seconds to commit)
 
 
 @dataclass
@@ -106,12 +121,14 @@ class _Unit:
 def _connect(path: str, *, synchronous: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
         raise StartupError(f"cannot switch {path} to WAL mode (got {mode})")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # When a checkpoint lets the WAL start over, SQLite cuts the file back to this size.
+    conn.execute(f"PRAGMA journal_size_limit = {WAL_TRUNCATE_BYTES}")
     return conn
 
 
@@ -130,8 +147,14 @@ def migration_files() -> list[tuple[int, str, str]]:
     return found
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration newer than PRAGMA user_version; return the final version."""
+def migrate(conn: sqlite3.Connection, *, path: str | None = None,
+            on_step: MigrationStep | None = None) -> int:
+    """Apply every migration newer than PRAGMA user_version; return the final version.
+
+    With `path`, a database that already holds a schema is first copied to
+    `PATH.pre-NNNN` (NNNN: the first migration to apply). `on_step` hears what is being
+    done before each long step, and None at the end.
+    """
     files = migration_files()
     latest = files[-1][0] if files else 0
     current = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -140,9 +163,21 @@ def migrate(conn: sqlite3.Connection) -> int:
             f"database schema version {current} is newer than this no8sd understands "
             f"({latest}); upgrade no8sd or use another --db"
         )
-    for number, name, sql in files:
-        if number <= current:
-            continue
+    pending = [(number, name, sql) for number, name, sql in files if number > current]
+    if pending and current > 0 and path is not None:
+        keep = f"{path}.pre-{pending[0][0]:04d}"
+        if on_step is not None:
+            on_step(f"Copying the database to {keep} before migrating")
+        try:
+            snapshot.copy(conn, keep, check=False)
+        except snapshot.CopyFailed as exc:
+            raise StartupError(f"cannot keep a copy of {path} before migrating it "
+                               f"({exc}); free some space or move the file") from None
+        log.info("Kept a copy of the database before migration %04d at %s", pending[0][0],
+                 keep)
+    for number, name, sql in pending:
+        if on_step is not None:
+            on_step(f"Applying migration {name}")
         log.info("Applying migration %s", name)
         try:
             conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
@@ -150,16 +185,32 @@ def migrate(conn: sqlite3.Connection) -> int:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+    if pending and on_step is not None:
+        on_step(None)
     return latest
+
+
+def try_lock(fd: int) -> bool:
+    """Take the exclusive lock a daemon holds on its database file; False if it is held."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 class Database:
     """Owns the database file: lock, single writer, reader pool, caches."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
-                 readers: int = 2, shared: bool = False, cache_rows: int = 2048) -> None:
+                 readers: int = 2, shared: bool = False, cache_rows: int = 2048,
+                 checkpoint: str = "auto") -> None:
         self.path = str(path)
         self.synchronous = synchronous.upper()
+        if checkpoint not in CHECKPOINT_MODES:
+            raise ValueError(f"checkpoint must be one of {CHECKPOINT_MODES}")
+        self.checkpoint_mode = checkpoint
+        self.wal_limit = WAL_TRUNCATE_BYTES  # `checkpoint()` truncates a WAL larger than this
         self.shared = shared  # True: a short administrative session beside a daemon
         self._reader_count = readers
         self._lock_fd: int | None = None
@@ -176,11 +227,23 @@ class Database:
         self._closed = False
         self._data_version: int | None = None
         self._table_listeners: list[Callable[[set[str]], None]] = []
+        self._on_migration: MigrationStep | None = None
+        self._on_batch: CommitObserver | None = None
+        self._checkpoints: list[asyncio.Future[bool]] = []  # callers of checkpoint()
         self.cache = Cache(cache_rows)
 
     def on_commit(self, callback: Callable[[list[Event], set[str]], None]) -> None:
         """Call `callback(events, wake_types)` on the event loop after every commit."""
         self._on_commit = callback
+
+    def on_migration(self, callback: MigrationStep) -> None:
+        """Call `callback(step)` (on the opening thread) before each long step of a
+        migration at open, and `callback(None)` when migrations are done."""
+        self._on_migration = callback
+
+    def on_batch(self, callback: CommitObserver) -> None:
+        """Call `callback(units, seconds)` on the event loop after every commit attempt."""
+        self._on_batch = callback
 
     def on_tables_changed(self, callback: Callable[[set[str]], None]) -> None:
         """Call `callback(tables)` after a commit marked tables changed (`tx.changed`); `{"*"}`
@@ -218,11 +281,7 @@ class Database:
             raise StartupError(f"cannot open database {self.path}: {exc.strerror}") from None
         if not self.shared:
             make_private(self.path)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
-        except BlockingIOError:
-            locked = False
+        locked = try_lock(fd)
         if not locked and not self.shared:
             os.close(fd)
             raise StartupError(
@@ -235,7 +294,11 @@ class Database:
                 result = self._writer_conn.execute("PRAGMA quick_check").fetchone()[0]
                 if result != "ok":
                     raise StartupError(f"database {self.path} is damaged: {result}")
-                migrate(self._writer_conn)
+                migrate(self._writer_conn, path=self.path, on_step=self._on_migration)
+                if self.checkpoint_mode == "external":
+                    # Checkpoints are left to the replication tool: SQLite's automatic
+                    # ones would fold frames back before the tool has copied them.
+                    self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
             else:
                 check_current(self._writer_conn, self.path)
             if self.shared and locked:
@@ -278,7 +341,7 @@ class Database:
         self._readers.clear()
         if self._writer_conn is not None:
             conn = self._writer_conn
-            owner = not self.shared
+            owner = not self.shared and self.checkpoint_mode == "auto"
 
             def _finish() -> None:
                 if owner:
@@ -324,15 +387,22 @@ class Database:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
-                while self._pending:
+                while self._pending or self._checkpoints:
+                    if self._checkpoints:
+                        await self._run_checkpoint(conn)
+                    if not self._pending:
+                        continue
                     batch, outcomes = self._execute_batch(conn)
                     self._committing = True
+                    started = time.perf_counter()
                     try:
                         error = await loop.run_in_executor(self._committer, _commit, conn)
                     finally:
                         self._committing = False
                     if error is not None:
                         outcomes = [(False, error, None)] * len(batch)
+                    if self._on_batch is not None:
+                        self._on_batch(len(batch), time.perf_counter() - started)
                     self._finish_batch(batch, outcomes)
                 if self._closing:
                     return
@@ -342,6 +412,22 @@ class Database:
                 if not unit.future.done():
                     unit.future.set_exception(Unavailable("the store's writer stopped"))
             self._pending.clear()
+            for waiter in self._checkpoints:
+                if not waiter.done():
+                    waiter.set_result(False)
+            self._checkpoints.clear()
+
+    async def _run_checkpoint(self, conn: sqlite3.Connection) -> None:
+        waiters, self._checkpoints = self._checkpoints, []
+        self._committing = True  # the connection is busy on the commit thread
+        try:
+            done = await asyncio.get_running_loop().run_in_executor(
+                self._committer, _truncate_wal, conn)
+        finally:
+            self._committing = False
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(done)
 
     def _execute_batch(self, conn: sqlite3.Connection) -> tuple[list[_Unit], list[Any]]:
         """Begin a transaction and run waiting units in it (not yet committed)."""
@@ -464,6 +550,43 @@ class Database:
         self.check_other_writers()
         return await self.cache.table(table, load)
 
+    # ---- maintenance --------------------------------------------------------------
+
+    def file_sizes(self) -> tuple[int, int]:
+        """(database file, WAL file) sizes in bytes; 0 for a file that does not exist."""
+        sizes = []
+        for name in (self.path, self.path + "-wal"):
+            try:
+                sizes.append(os.stat(name).st_size)
+            except OSError:
+                sizes.append(0)
+        return sizes[0], sizes[1]
+
+    async def checkpoint(self) -> bool:
+        """Truncate the WAL when it has grown past `wal_limit`; answer whether it was
+        truncated. Does nothing in external mode.
+
+        SQLite's automatic checkpoints copy the WAL back but never shrink the file, and
+        readers that are always busy (streams, scrapes) can keep them from reaching its
+        end, so on a busy box the file could grow without bound. The writer task runs
+        this between two batches, on its commit thread: writes wait for it as for a
+        commit, the event loop does not. Readers in the way get a brief grace, then it
+        gives up until the next call.
+        """
+        if (self.checkpoint_mode != "auto" or self.shared or self._closing
+                or self._writer is None or self.file_sizes()[1] <= self.wal_limit):
+            return False
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._checkpoints.append(waiter)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await waiter
+
+    async def probe_write(self) -> None:
+        """Commit a real write that changes nothing (raises Unavailable when the store
+        cannot write): the readiness check's proof that the disk takes writes."""
+        await self.write(_rewrite_header)
+
     async def ping(self) -> bool:
         """Answer whether the store can serve a read."""
         try:
@@ -508,6 +631,25 @@ def check_current(conn: sqlite3.Connection, path: str) -> None:
         raise StartupError(
             f"database {path} is used by a running no8sd that has not upgraded its "
             "schema; stop it or upgrade it first")
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> bool:
+    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_GRACE_MS}")
+    try:
+        busy, _frames, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(busy == 0)
+    except sqlite3.Error as exc:
+        log.debug("WAL checkpoint skipped: %s", exc)
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def _rewrite_header(tx: Tx) -> None:
+    """Write the schema version back unchanged: it rewrites the file's first page, so the
+    commit goes through the WAL and the disk like any other, and no row changes."""
+    version = tx.row("PRAGMA user_version")[0]
+    tx.execute(f"PRAGMA user_version = {int(version)}")
 
 
 def _commit(conn: sqlite3.Connection) -> Exception | None:

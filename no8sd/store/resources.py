@@ -299,6 +299,28 @@ async def next_due(db: Database, types: list[str], due_classes: tuple[int, ...])
     return earliest
 
 
+async def counts(db: Database) -> dict[tuple[str, str], int]:
+    """{(type name, status): number of resources} over the whole table."""
+    rows = await db.fetchall("SELECT resource_type_name, status, COUNT(*) FROM resources"
+                             " GROUP BY resource_type_name, status")
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
+async def due_count(db: Database, types: list[str], due_classes: tuple[int, ...],
+                    now: float) -> int:
+    """How many resources of `types` are due by `now` (index range counts only)."""
+    total = 0
+    for type_name in types:
+        for due_class in due_classes:
+            row = await db.fetchone(
+                "SELECT COUNT(*) FROM resources INDEXED BY resources_due"
+                " WHERE resource_type_name = ? AND due_class = ?"
+                " AND next_reconcile_time IS NOT NULL AND next_reconcile_time <= ?",
+                (type_name, due_class, now))
+            total += row[0] if row is not None else 0
+    return total
+
+
 async def finalizers(db: Database, resource_id: int) -> list[str]:
     """Read a resource's finalizers ([] when it does not exist)."""
     row = await db.fetchone("SELECT finalizers FROM resources WHERE id = ?", (resource_id,))

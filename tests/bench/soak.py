@@ -2,15 +2,24 @@
 
 Run by hand (not by CI):
     python tests/bench/soak.py [--duration 600] [--rate 150] [--watchers 20]
+    python tests/bench/soak.py --mix updates --rate 20 --duration 1800   # point 6 of issue 11
 
-It starts `no8sd` on a temporary database with the widget test plugin and a short drift
+It starts `no8sd` on a temporary database with a no-op reconciler and a short drift
 interval (so reconciles run all the time, not only after writes), then holds a steady
 request rate of creates, updates, gets, lists and deletes over a bounded population of
-resources while SSE watchers follow /api/v1/events. Every `--report-every` seconds it
-prints one JSON line (throughput, p50/p99 latency per operation, errors, daemon RSS,
-events and reconciles seen); at the end a summary line with RSS at start (after warm-up)
-and end. Exit code 1 if any request failed, a watcher saw a gap or duplicate, or RSS
-grew by more than `--rss-bound-mib`.
+resources while SSE watchers follow /api/v1/events. `--mix updates` instead creates the
+population first and then only updates it (the steady write load of a box that manages
+a fixed set of things). Every `--report-every` seconds (default: a minute) it prints one
+JSON line (throughput, p50/p99 latency per operation, errors, daemon RSS, database and
+WAL size, events and reconciles seen); at the end a summary line with RSS at start
+(after warm-up) and end, RSS growth over the last `--tail` seconds, and the largest WAL.
+Exit code 1 if any request failed, a watcher saw a gap or duplicate, RSS grew by more
+than `--rss-bound-mib` after warm-up or by more than `--tail-rss-bound-mib` over the
+tail, or the WAL grew past `--wal-bound-mib`.
+
+The reconciler is tests/bench/noop_plugin.py's, which keeps nothing per reconcile, so
+what grows is the daemon's own memory (the test suite's widget plugin records every
+reconcile it sees for assertions, which a long soak would count as a leak).
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ from typing import Any
 
 import aiohttp
 
-TESTS = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
 SCHEMA = {"type": "object", "properties": {"size": {"type": "integer"},
                                            "note": {"type": "string"}}}
 
@@ -55,6 +65,16 @@ def rss_mib(pid: int) -> float:
     return -1.0
 
 
+def file_mib(path: Path | None) -> float | None:
+    """Size of a file in MiB (0 when it does not exist; None when unknown)."""
+    if path is None:
+        return None
+    try:
+        return round(path.stat().st_size / 2**20, 2)
+    except FileNotFoundError:
+        return 0.0
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -65,8 +85,11 @@ def percentile(values: list[float], q: float) -> float | None:
 class Load:
     """The shared state of the load generators."""
 
-    def __init__(self, url: str, population: int, rng: random.Random) -> None:
+    def __init__(self, url: str, population: int, rng: random.Random, mix: str,
+                 type_name: str) -> None:
         self.url = url
+        self.type_name = type_name
+        self.mix = mix
         self.population = population
         self.rng = rng
         self.live: dict[int, int] = {}  # resource id -> size last written
@@ -76,6 +99,8 @@ class Load:
         self.ops = 0
 
     def pick(self) -> str:
+        if self.mix == "updates":
+            return "create" if len(self.live) < self.population else "update"
         roll = self.rng.random()
         if not self.live or (roll < 0.15 and len(self.live) < self.population):
             return "create"
@@ -96,7 +121,7 @@ class Load:
         try:
             if op == "create":
                 async with http.post(api, json={
-                        "name": f"soak-{self.counter}", "resource_type_name": "Widget",
+                        "name": f"soak-{self.counter}", "resource_type_name": self.type_name,
                         "resource_type_version": "v1",
                         "spec": {"size": self.counter, "note": "x" * 200}}) as resp:
                     body = await resp.json()
@@ -190,20 +215,24 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str) -> None:
 
 async def soak(args: argparse.Namespace) -> int:
     if args.url:
-        # Soak a daemon that is already running (started with the widget test plugin).
+        # Soak a daemon that is already running (started with tests/bench/noop_plugin.py).
         url, daemon = args.url.rstrip("/"), Attached(args.pid)
+        db_path = Path(args.db) if args.db else None
     else:
         folder = Path(tempfile.mkdtemp(prefix="no8sd-soak-"))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("NO8SD_")}
-        env["PYTHONPATH"] = str(TESTS)
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), *args.pythonpath])
+        db_path = folder / "soak.db"
         daemon = subprocess.Popen(
-            [str(Path(sys.executable).with_name("no8sd")), "--db", str(folder / "soak.db"),
+            [str(Path(sys.executable).with_name("no8sd")), "--db", str(db_path),
              "--port", str(port), "--no-entry-points", "--log-level", "WARNING",
-             "--plugin", "no8sd_testplugins.widgets:WidgetReconciler",
-             "--drift-interval", str(args.drift), "--synchronous", args.synchronous],
+             "--plugin", args.plugin,
+             "--drift-interval", str(args.drift), "--synchronous", args.synchronous,
+             *args.daemon_arg],
             env=env)
+    wal_path = db_path.with_name(db_path.name + "-wal") if db_path else None
     rng = random.Random(args.seed)
     connector = aiohttp.TCPConnector(limit=args.concurrency + args.watchers + 4)
     exit_code = 0
@@ -212,15 +241,17 @@ async def soak(args: argparse.Namespace) -> int:
                                          timeout=aiohttp.ClientTimeout(total=30)) as http:
             await wait_healthy(http, url)
             async with http.post(f"{url}/api/v1/resource-types", json={
-                    "name": "Widget", "version": "v1", "schema": SCHEMA}) as resp:
+                    "name": args.type, "version": "v1", "schema": SCHEMA}) as resp:
                 assert resp.status in (201, 409), await resp.text()  # 409: attached
-            load = Load(url, args.population, rng)
+            load = Load(url, args.population, rng, args.mix, args.type)
             watchers = [Watcher() for _ in range(args.watchers)]
             watch_tasks = [asyncio.create_task(w.run(http, url)) for w in watchers]
             emit("start", duration_s=args.duration, target_rate=args.rate,
                  concurrency=args.concurrency, watchers=args.watchers,
                  population=args.population, drift_interval_s=args.drift,
-                 synchronous=args.synchronous, seed=args.seed, rss_mib=rss_mib(daemon.pid))
+                 synchronous=args.synchronous, seed=args.seed, mix=args.mix,
+                 daemon_args=args.daemon_arg, rss_mib=rss_mib(daemon.pid),
+                 malloc_arena_max=os.environ.get("MALLOC_ARENA_MAX"))
             started = time.monotonic()
             stop_at = started + args.duration
             interval = args.concurrency / args.rate  # per worker, for the target rate
@@ -234,13 +265,19 @@ async def soak(args: argparse.Namespace) -> int:
 
             workers = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
             rss_start = None
+            rss_curve: list[tuple[float, float]] = []  # (elapsed s, RSS MiB) per window
+            wal_max = 0.0
             window_ops, window_events, window_reconciled = 0, 0, 0
             all_latency: list[float] = []
             while time.monotonic() < stop_at:
                 await asyncio.sleep(min(args.report_every, max(0.0, stop_at - time.monotonic())))
                 elapsed = time.monotonic() - started
+                rss_now = rss_mib(daemon.pid)
                 if rss_start is None and elapsed >= args.warmup:
-                    rss_start = rss_mib(daemon.pid)
+                    rss_start = rss_now
+                rss_curve.append((elapsed, rss_now))
+                wal_now = file_mib(wal_path)
+                wal_max = max(wal_max, wal_now or 0.0)
                 latency, load.latency = load.latency, defaultdict(list)
                 window = [v for values in latency.values() for v in values]
                 all_latency.extend(window)
@@ -254,7 +291,7 @@ async def soak(args: argparse.Namespace) -> int:
                      reconciles_per_s=round((reconciled - window_reconciled)
                                             / args.report_every, 1),
                      live_resources=len(load.live), errors=len(load.errors),
-                     rss_mib=rss_mib(daemon.pid))
+                     rss_mib=rss_now, db_mib=file_mib(db_path), wal_mib=wal_now)
                 window_ops, window_events, window_reconciled = load.ops, events, reconciled
             await asyncio.gather(*workers)
             total = time.monotonic() - started
@@ -263,6 +300,9 @@ async def soak(args: argparse.Namespace) -> int:
                 task.cancel()
             problems = [p for w in watchers for p in w.problems]
             growth = round(rss_end - (rss_start or rss_end), 1)
+            tail_from = total - args.tail
+            tail_base = next((rss for at, rss in rss_curve if at >= tail_from), rss_end)
+            tail_growth = round(rss_end - tail_base, 1)
             summary = dict(
                 duration_s=round(total, 1), requests=load.ops,
                 requests_per_s=round(load.ops / total, 1),
@@ -272,8 +312,15 @@ async def soak(args: argparse.Namespace) -> int:
                 reconciles_seen=sum(w.reconciled for w in watchers) // max(1, len(watchers)),
                 errors=len(load.errors), first_errors=load.errors[:5],
                 watcher_problems=problems[:5], rss_start_mib=rss_start, rss_end_mib=rss_end,
-                rss_growth_mib=growth, rss_bound_mib=args.rss_bound_mib)
-            ok = not load.errors and not problems and growth <= args.rss_bound_mib
+                rss_growth_mib=growth, rss_bound_mib=args.rss_bound_mib,
+                tail_s=args.tail, rss_tail_growth_mib=tail_growth,
+                tail_rss_bound_mib=args.tail_rss_bound_mib,
+                db_end_mib=file_mib(db_path), wal_max_mib=wal_max,
+                wal_bound_mib=args.wal_bound_mib,
+                rss_curve_mib=[rss for _, rss in rss_curve])
+            ok = (not load.errors and not problems and growth <= args.rss_bound_mib
+                  and tail_growth <= args.tail_rss_bound_mib
+                  and wal_max <= args.wal_bound_mib)
             emit("summary", ok=ok, **summary)
             exit_code = 0 if ok else 1
     finally:
@@ -296,15 +343,32 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=500, help="most live resources")
     parser.add_argument("--drift", type=float, default=5.0, help="drift interval (seconds)")
     parser.add_argument("--synchronous", default="full", choices=["full", "normal"])
-    parser.add_argument("--report-every", type=float, default=30.0)
+    parser.add_argument("--mix", default="mixed", choices=["mixed", "updates"],
+                        help="mixed: creates, updates, gets, lists, deletes; updates: create "
+                             "the population, then only update it")
+    parser.add_argument("--report-every", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=30.0,
                         help="seconds before the starting RSS is taken")
     parser.add_argument("--rss-bound-mib", type=float, default=64.0,
                         help="largest accepted RSS growth after warm-up")
+    parser.add_argument("--tail", type=float, default=1200.0,
+                        help="seconds at the end over which RSS growth is also bounded")
+    parser.add_argument("--tail-rss-bound-mib", type=float, default=4.0,
+                        help="largest accepted RSS growth over the tail")
+    parser.add_argument("--wal-bound-mib", type=float, default=64.0,
+                        help="largest accepted WAL file size")
+    parser.add_argument("--daemon-arg", action="append", default=[],
+                        help="extra daemon argument (repeatable), e.g. --daemon-arg=--no-metrics")
+    parser.add_argument("--plugin", default="noop_plugin:NoopReconciler",
+                        help="the reconciler (module:Class on the daemon's PYTHONPATH)")
+    parser.add_argument("--type", default="Bench", help="the resource type it owns")
+    parser.add_argument("--pythonpath", action="append", default=[],
+                        help="extra folder for the daemon's PYTHONPATH (repeatable)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--url", help="soak this running daemon instead of starting one "
-                                      "(it must run the widget test plugin)")
+                                      "(it must run tests/bench/noop_plugin.py)")
     parser.add_argument("--pid", type=int, default=0, help="its process id, for RSS")
+    parser.add_argument("--db", help="its database file, for DB and WAL sizes")
     args = parser.parse_args()
     sys.exit(asyncio.run(soak(args)))
 
