@@ -35,6 +35,8 @@ def setup_logging(level: str) -> None:
 
 def build_settings(params: dict[str, Any]) -> Settings:
     """Settings from what was given (flags > environment > config file > defaults)."""
+    # Now in the settings: plugins, the env secret store and subprocesses never see it.
+    os.environ.pop("LDAP_BIND_PASSWORD", None)
     try:
         return Settings(**given(params), initial_admin=initial_admin_from_env(os.environ))
     except ConfigError as exc:

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from no8sd import background
 from no8sd.core import credentials
@@ -35,7 +35,7 @@ from no8sd.errors import (
 )
 from no8sd.store import auth as store
 from no8sd.store.db import Database
-from no8sd.store.rows import Permission, Role, Token, User
+from no8sd.store.rows import DirectorySync, LoginCandidate, Permission, Role, Token, User
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("no8sd.auth")
@@ -107,6 +107,16 @@ class Throttled(TooManyRequests):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class DirectoryUsers(Protocol):
+    """The directory behind `ldap` users (no8sd.core.directory, present when LDAP_URL is)."""
+
+    async def authenticate(self, user: LoginCandidate, password: str) -> bool:
+        """Whether the directory accepts the password (LoginsBusy when saturated)."""
+
+    async def sync(self) -> DirectorySync:
+        """Sync users from the directory (BadGateway when it cannot be read)."""
+
+
 BOOTSTRAP_VARIABLES: Final = ("INITIAL_ADMIN_USERNAME", "INITIAL_ADMIN_PASSWORD")
 
 
@@ -148,6 +158,7 @@ class Accounts:
         self._pending: set[asyncio.Task[None]] = set()  # strong refs to bookkeeping writes
         self._touching: set[int] = set()  # token ids whose last_used_at write is under way
         self.tokens = store.TokenReader(db)
+        self.directory: DirectoryUsers | None = None  # set while LDAP is configured
 
     # ---- passwords -----------------------------------------------------------------
 
@@ -191,18 +202,31 @@ class Accounts:
         self.by_user.reserve(user_key)
         self.by_address.reserve(address)
         self._logins += 1
+        counted = True
         try:
             found = await store.login_candidate(self.db, username)
-            encoded = found.password_hash if found and found.password_hash else None
-            ok = await self._verify(password, encoded or credentials.dummy_hash())
+            if found is not None and found.source == "ldap" and found.status == "active":
+                # The directory checks it, with its own slots and queue, so a slow or dead
+                # directory never holds the password-hashing slots manual logins need.
+                self._logins -= 1
+                counted = False
+                ok = await self._check_directory(found, password)
+            else:
+                encoded = found.password_hash if found and found.password_hash else None
+                ok = await self._verify(password, encoded or credentials.dummy_hash())
+                ok = ok and encoded is not None
         except BaseException:
             self.by_user.release(user_key)
             self.by_address.release(address)
             raise
         finally:
-            self._logins -= 1
-        if not (ok and encoded and found and found.status == "active"
-                and found.source == "manual"):
+            if counted:
+                self._logins -= 1
+        if not (ok and found and found.status == "active"):
+            if counted:  # (the directory logs its own reasons)
+                log.info("Login of %r failed: %s", username, "no such user" if found is None
+                         else "user suspended" if found.status != "active"
+                         else "wrong password")
             raise Unauthorized(INVALID_CREDENTIALS)  # the reservations stay: failures
         self.by_user.clear(user_key)
         self.by_address.release(address)
@@ -213,6 +237,22 @@ class Accounts:
         return {"access_token": token, "token_type": "bearer",
                 "expires_in": int(self.token_ttl), "username": found.username,
                 "is_admin": found.is_admin}
+
+    async def _check_directory(self, found: LoginCandidate, password: str) -> bool:
+        if self.directory is None:
+            log.warning("Login of LDAP user %r refused: LDAP is not configured (LDAP_URL)",
+                        found.username)
+            return False
+        return await self.directory.authenticate(found, password)
+
+    async def sync_directory(self) -> dict[str, int]:
+        """Sync users from the directory now: {created, updated, total} as upstream, plus
+        suspended and skipped (503 when LDAP is not configured, 502 when it fails)."""
+        if self.directory is None:
+            raise Unavailable("LDAP is not configured")
+        result = await self.directory.sync()
+        return {"created": result.created, "updated": result.updated, "total": result.total,
+                "suspended": result.suspended, "skipped": result.skipped}
 
     # ---- resolving a bearer token --------------------------------------------------
 

@@ -163,7 +163,7 @@ async def stalled_uploads() -> dict[str, Any]:
             before = daemon.rss_mib()
             writers = []
             for _ in range(200):
-                reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+                _reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
                 writer.write(b"POST /nonexistent HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                              b"Content-Type: application/json\r\nContent-Length: 1048000\r\n\r\n"
                              + b" " * 1_000_000)
