@@ -161,6 +161,8 @@ async def _directory_ctx(app: web.Application) -> AsyncIterator[None]:
 
     directory = await open_directory(settings, app[keys.CORE].db, secret=secret)
     accounts.directory = directory
+    if settings.auth == "none":
+        log.warning("LDAP_URL is set but --auth is none: nobody logs in (use --auth token)")
     tasks: set[asyncio.Task[Any]] = set()
     if settings.ldap_sync_interval:
         background.spawn(directory.sync_every(settings.ldap_sync_interval), name="ldap-sync",

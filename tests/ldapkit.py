@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
+import pytest
 from ldap3.utils.dn import escape_rdn
 
 BASE = "dc=example,dc=org"
@@ -33,6 +34,15 @@ SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 def slapd_binary() -> str | None:
     """The slapd executable (often in /usr/sbin, outside a user's PATH), or None."""
     return shutil.which("slapd") or shutil.which("slapd", path="/usr/sbin:/usr/local/sbin")
+
+
+def start_slapd(folder: Path, **options: Any) -> Slapd:
+    """A running slapd with the base entries and the service account; the calling test is
+    skipped (the only skip of the LDAP tests) where slapd is not installed."""
+    if slapd_binary() is None or shutil.which("ldapwhoami") is None:
+        pytest.skip("slapd or ldap-utils is not installed (apt-get install slapd ldap-utils): "
+                    "no directory to test against")
+    return Slapd(folder, **options).start().seed()
 
 
 def free_port() -> int:
@@ -202,6 +212,11 @@ class Slapd:
     def delete(self, uid: str, ou: str = "people") -> None:
         with self.admin() as conn:
             conn.delete(self.dn(uid, ou))
+
+    def env(self) -> dict[str, str]:
+        """The same, as the daemon's (upstream's) environment variables."""
+        return {"LDAP_URL": self.url, "LDAP_BASE_DN": BASE, "LDAP_BIND_DN": SERVICE_DN,
+                "LDAP_BIND_PASSWORD": SERVICE_PASSWORD}
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """The no8sd settings that point at this directory through the service account."""

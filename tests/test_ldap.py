@@ -16,18 +16,10 @@ import aiohttp
 import pytest
 from authkit import ADMIN, PASSWORD, admin_token, bearer, login, make_user, token_client
 from conftest import REPO, TESTS, no8sd_command, wait_for
-from ldapkit import BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd, make_ca, make_server_cert, \
-    slapd_binary
+from ldapkit import BASE, SERVICE_DN, SERVICE_PASSWORD, Slapd, make_ca, start_slapd
 
 INVALID = {"detail": "Invalid credentials"}
 SYNC = "/api/v1/users/ldap-sync"
-
-
-def start_slapd(folder: Path, **options: Any) -> Slapd:
-    if slapd_binary() is None:
-        pytest.skip("slapd is not installed (apt-get install slapd): no directory to test "
-                    "against")
-    return Slapd(folder, **options).start().seed()
 
 
 @pytest.fixture
@@ -191,8 +183,10 @@ async def test_two_syncs_never_overlap(make_client, slapd):
             open_now.add(conn)
 
 
-async def test_periodic_sync_follows_the_directory(make_client, slapd):
-    client, admin = await ldap_client(make_client, slapd, ldap_sync_interval=0.2)
+async def test_periodic_sync_follows_the_directory_and_outlives_its_failures(
+        make_client, slapd, caplog):
+    client, admin = await ldap_client(make_client, slapd, ldap_sync_interval=0.2,
+                                      ldap_timeout=0.5)
 
     async def has(name: str, status: str = "active") -> bool:
         found = (await users_by_name(client, admin)).get(name)
@@ -203,6 +197,16 @@ async def test_periodic_sync_follows_the_directory(make_client, slapd):
     await wait_for(lambda: has("carol"))
     slapd.delete("bob")
     await wait_for(lambda: has("bob", "suspended"))
+    slapd.freeze()
+    try:
+        async def failed() -> bool:
+            return "LDAP sync failed: error receiving data: timed out" in caplog.text
+
+        await wait_for(failed)
+    finally:
+        slapd.thaw()
+    slapd.add_user("dave", "dave-password")
+    await wait_for(lambda: has("dave"))
 
 
 # ---- login -----------------------------------------------------------------------------
@@ -376,11 +380,6 @@ async def test_a_certificate_for_another_name_is_refused(make_client, tmp_path):
 # ---- configuration and the command line ------------------------------------------------
 
 
-def ldap_env(directory: Slapd, **extra: str) -> dict[str, str]:
-    return {"LDAP_URL": directory.url, "LDAP_BASE_DN": BASE, "LDAP_BIND_DN": SERVICE_DN,
-            "LDAP_BIND_PASSWORD": SERVICE_PASSWORD, **extra}
-
-
 def run_no8sd(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     import os
 
@@ -392,12 +391,35 @@ def run_no8sd(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.Com
 
 
 def test_cli_ldap_sync_with_upstream_variables(tmp_path, slapd):
-    done = run_no8sd(tmp_path, "user", "ldap-sync", env=ldap_env(slapd))
+    done = run_no8sd(tmp_path, "user", "ldap-sync", env=slapd.env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "created 2, updated 0, total 2, suspended 0, skipped 0"
     slapd.delete("bob")
-    done = run_no8sd(tmp_path, "user", "ldap-sync", env=ldap_env(slapd))
+    done = run_no8sd(tmp_path, "user", "ldap-sync", env=slapd.env())
     assert done.stdout.strip() == "created 0, updated 1, total 1, suspended 1, skipped 0"
+
+
+def test_cli_ldap_sync_over_starttls_configured_by_variables(tmp_path, tls_slapd):
+    env = {**tls_slapd.env(), "LDAP_STARTTLS": "true", "LDAP_CA_FILE": str(tls_slapd.ca)}
+    done = run_no8sd(tmp_path, "user", "ldap-sync", env=env)
+    assert (done.returncode, done.stdout.split(",")[0]) == (0, "created 1"), done.stderr
+    env["LDAP_CA_FILE"] = str(make_ca(tmp_path, "other-ca")[0])
+    done = run_no8sd(tmp_path, "user", "ldap-sync", env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("no8sd: error: LDAP sync failed: ")
+    assert "certificate verify failed" in done.stderr
+
+
+def test_the_bind_password_is_taken_out_of_the_environment(monkeypatch):
+    from no8sd.builtins.secret_stores import EnvSecretStore
+    from no8sd.cli import build_settings
+
+    monkeypatch.setenv("LDAP_BIND_PASSWORD", "service-secret")
+    settings = build_settings({"ldap_bind_password": "service-secret"})
+    assert settings.ldap_bind_password == "service-secret"
+    assert "service-secret" not in repr(settings)
+    with pytest.raises(KeyError):
+        asyncio.run(EnvSecretStore().get_secret("LDAP_BIND_PASSWORD"))
 
 
 @pytest.mark.parametrize("source", ["credentials", "secret store"])
@@ -405,7 +427,7 @@ def test_the_bind_password_can_stay_out_of_the_environment(tmp_path, slapd, sour
     folder = tmp_path / "creds"
     folder.mkdir()
     (folder / "ldap_bind_password").write_text(SERVICE_PASSWORD + "\n")
-    env = ldap_env(slapd)
+    env = slapd.env()
     del env["LDAP_BIND_PASSWORD"]
     env.update({"CREDENTIALS_DIRECTORY": str(folder)} if source == "credentials" else
                {"NO8SD_SECRET_STORE": "file", "NO8SD_SECRET_DIR": str(folder)})
@@ -415,7 +437,7 @@ def test_the_bind_password_can_stay_out_of_the_environment(tmp_path, slapd, sour
 
 
 def test_a_missing_bind_password_is_one_line_at_start(tmp_path, slapd):
-    env = ldap_env(slapd)
+    env = slapd.env()
     del env["LDAP_BIND_PASSWORD"]
     done = run_no8sd(tmp_path, "--auth", "token", "--port", "0", env=env)
     assert done.returncode == 1

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -155,6 +156,7 @@ class Accounts:
         self._hash_slots = concurrent_hashes or os.cpu_count() or 2
         self._hashing = asyncio.Semaphore(self._hash_slots)
         self._logins = 0  # logins between their throttle check and their answer
+        self._check_cost = 0.0  # seconds, see _verify
         self._pending: set[asyncio.Task[None]] = set()  # strong refs to bookkeeping writes
         self._touching: set[int] = set()  # token ids whose last_used_at write is under way
         self.tokens = store.TokenReader(db)
@@ -168,8 +170,15 @@ class Accounts:
             return await asyncio.to_thread(credentials.hash_password, password)
 
     async def _verify(self, password: str, encoded: str) -> bool:
-        async with self._hashing:
-            return await asyncio.to_thread(credentials.verify_password, password, encoded)
+        started = time.perf_counter()
+        try:
+            async with self._hashing:
+                return await asyncio.to_thread(credentials.verify_password, password, encoded)
+        finally:
+            # What a password check costs a caller now (a moving average, queueing included):
+            # failed directory logins are made to last as long (see login).
+            elapsed = time.perf_counter() - started
+            self._check_cost += (0.2 if self._check_cost else 1.0) * (elapsed - self._check_cost)
 
     async def prepare(self) -> None:
         """Open the token reader and compute the dummy hash up front (so the first failed
@@ -210,7 +219,15 @@ class Accounts:
                 # directory never holds the password-hashing slots manual logins need.
                 self._logins -= 1
                 counted = False
+                started = time.perf_counter()
                 ok = await self._check_directory(found, password)
+                if not ok and self._check_cost:
+                    # A bind fails in milliseconds, a password check takes a scrypt: wait
+                    # the difference, so a directory user's name and a made-up one fail
+                    # alike (it costs a timer, not a CPU).
+                    await asyncio.sleep(self._check_cost - (time.perf_counter() - started))
+                elif not ok:  # no figure yet: pay for a real check once
+                    await self._verify(password, credentials.dummy_hash())
             else:
                 encoded = found.password_hash if found and found.password_hash else None
                 ok = await self._verify(password, encoded or credentials.dummy_hash())

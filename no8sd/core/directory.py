@@ -120,13 +120,12 @@ class Directory:
     async def sync(self) -> DirectorySync:
         """Read every user entry, then apply them in one write (see
         store.auth.sync_directory_users). A directory that cannot be read fully is a
-        BadGateway (502) and nothing is written."""
+        BadGateway (502) with the reason, and nothing is written."""
         async with self._sync_lock:
             loop = asyncio.get_running_loop()
             try:
                 found, total = await loop.run_in_executor(self._pool, self.client.search_users)
             except DirectoryError as exc:
-                log.warning("LDAP sync failed: %s", exc)
                 raise BadGateway(f"LDAP sync failed: {exc}") from None
             result: DirectorySync = await self.db.write(
                 store.sync_directory_users, found, total=total, now=self.clock.now())
@@ -144,8 +143,8 @@ class Directory:
         while True:
             try:
                 await self.sync()
-            except BadGateway:
-                pass  # logged by sync()
+            except BadGateway as exc:
+                log.warning("%s", exc.detail)
             except Exception:
                 log.exception("LDAP sync failed")
             await asyncio.sleep(interval)
