@@ -234,6 +234,17 @@ async def test_ldap_login_checks_the_password_with_the_directory(make_client, sl
     await login(client, "manual-user", PASSWORD)
 
 
+async def test_a_directory_user_gets_no_local_password(make_client, slapd):
+    client, admin = await ldap_client(make_client, slapd)
+    await sync(client, admin)
+    alice_id = (await users_by_name(client, admin))["alice"]["id"]
+    resp = await client.put(f"/api/v1/users/{alice_id}", headers=bearer(admin),
+                            json={"password": "a-local-password"})
+    assert (resp.status, await resp.json()) == (
+        422, {"detail": "a directory user's password is kept in the directory"})
+    assert await try_login(client, "alice", "a-local-password") == (401, INVALID)
+
+
 async def test_a_user_leaving_the_directory_cannot_log_in_before_the_next_sync(make_client,
                                                                               slapd):
     client, admin = await ldap_client(

@@ -198,7 +198,9 @@ class Accounts:
         """Check a username and password; return a new bearer token and who it is for.
 
         Unknown users, suspended users and wrong passwords all fail the same way, after the
-        same amount of hashing work, and count towards the throttles.
+        same amount of hashing work, and count towards the throttles. A directory (`ldap`)
+        user's password is checked by the directory instead (no8sd.core.directory); its
+        failures, an unreachable directory included, are answered and counted alike.
         """
         user_key = username.lower()
         wait = max(self.by_user.retry_after(user_key), self.by_address.retry_after(address))

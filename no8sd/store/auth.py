@@ -107,6 +107,8 @@ def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> Us
     so nobody can lock every administrator out. A new password ends the user's logins.
     """
     current = get_user_tx(tx, user_id)
+    if "password_hash" in changes and current.source == "ldap":
+        raise Unprocessable("a directory user's password is kept in the directory")
     if "custom_role_id" in changes:
         _check_role(tx, changes["custom_role_id"])
     columns = [c for c in ("email", "display_name", "is_admin", "status", "custom_role_id",
