@@ -3,7 +3,8 @@
 `create_app` builds everything complete (store, core, plugin host, registries, routes);
 nothing is opened until start-up. Start-up order: bind the listening sockets (a busy
 port fails before anything else), open the store (lock, migrations), the core (leases
-left by the last run, the first admin), the secret store, the plugins, then serve.
+left by the last run, the first admin), the secret store, the directory (LDAP_URL only),
+the plugins, then serve.
 Shutdown runs in reverse: stop listening and end streams, let in-flight requests finish,
 stop the plugins (grace period, then cancel), close the store cleanly.
 """
@@ -122,6 +123,8 @@ def create_app(settings: Settings, *,
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_core_ctx)
     app.cleanup_ctx.append(_extensions_ctx)
+    if settings.ldap_url:  # without it nothing of LDAP is imported or started
+        app.cleanup_ctx.append(_directory_ctx)
     app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
     app.cleanup_ctx.append(_maintenance_ctx)
     app.on_shutdown.append(_on_shutdown)
@@ -162,6 +165,29 @@ async def _extensions_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await app[keys.ACTIONS].close()
         await secrets.close()
+
+
+async def _directory_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Directory users: the LDAP login check, and the periodic sync when asked for."""
+    from no8sd.core.directory import open_directory
+
+    settings, accounts = app[keys.SETTINGS], app[keys.CORE].accounts
+
+    async def secret(key: str) -> str:
+        return await (await app[keys.SECRETS].active()).get_secret(key)
+
+    directory = await open_directory(settings, app[keys.CORE].db, secret=secret)
+    accounts.directory = directory
+    if settings.auth == "none":
+        log.warning("LDAP_URL is set but --auth is none: nobody logs in (use --auth token)")
+    tasks: set[asyncio.Task[Any]] = set()
+    if settings.ldap_sync_interval:
+        background.spawn(directory.sync_every(settings.ldap_sync_interval), name="ldap-sync",
+                         owner=tasks)
+    yield
+    await background.stop(tasks)
+    accounts.directory = None
+    directory.close()
 
 
 def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application],

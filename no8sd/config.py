@@ -58,12 +58,12 @@ class Option:
 
 
 def _option(default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING,
-            **spec: Any) -> Any:
-    """Declare a setting that is also an option."""
+            secret: bool = False, **spec: Any) -> Any:
+    """Declare a setting that is also an option (`secret`: never shown in repr)."""
     meta = {"option": Option(**spec)}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
+        return field(default_factory=factory, metadata=meta, repr=not secret)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 @dataclass
@@ -160,6 +160,42 @@ class Settings:
                                    help="/readyz answers 503 once the oldest overdue "
                                         "reconcile has waited this long (seconds).")
 
+    # Directory users (LDAP). Upstream's variable names; nothing LDAP loads without a URL.
+    ldap_url: str | None = _option(
+        None, env="LDAP_URL", metavar="URL",
+        help="ldap:// or ldaps:// URL of a directory to sync users from and check their "
+             "passwords against; unset: no directory users.")
+    ldap_bind_dn: str | None = _option(
+        None, env="LDAP_BIND_DN", metavar="DN",
+        help="DN of the service account that searches the directory (unset: anonymous).")
+    ldap_bind_password: str | None = _option(
+        None, env="LDAP_BIND_PASSWORD", secret=True, show_default=False,
+        help="The service account's password. Unset: the secret store's key "
+             "ldap_bind_password, else $CREDENTIALS_DIRECTORY/ldap_bind_password.")
+    ldap_base_dn: str | None = _option(None, env="LDAP_BASE_DN", metavar="DN",
+                                       help="Where users are searched (subtree).")
+    ldap_user_filter: str = _option("(objectClass=inetOrgPerson)", env="LDAP_USER_FILTER",
+                                    help="LDAP filter selecting the users to sync.")
+    ldap_attr_username: str = _option("uid", env="LDAP_ATTR_USERNAME",
+                                      help="Attribute holding the username.")
+    ldap_attr_email: str = _option("mail", env="LDAP_ATTR_EMAIL",
+                                   help="Attribute holding the email address.")
+    ldap_attr_display_name: str = _option("cn", env="LDAP_ATTR_DISPLAY_NAME",
+                                          help="Attribute holding the display name.")
+    ldap_sync_interval: float = _option(
+        0.0, kind="float", minimum=0, env="LDAP_SYNC_INTERVAL",
+        help="Seconds between background syncs from the directory (0: only on request).")
+    ldap_starttls: bool = _option(False, kind="bool", env="LDAP_STARTTLS",
+                                  help="Upgrade ldap:// connections with StartTLS "
+                                       "(certificate verified).")
+    ldap_ca_file: Path | None = _option(
+        None, kind="path", env="LDAP_CA_FILE",
+        help="PEM file of the CA(s) that sign the directory's certificate (default: the "
+             "system's trusted CAs).")
+    ldap_timeout: float = _option(
+        5.0, kind="float", positive=True, env="LDAP_TIMEOUT",
+        help="Seconds a login may wait for the directory (and each step of a sync).")
+
     # Not options: limits fixed by design, and what tests or the environment provide.
     max_body_bytes: int = 1024 * 1024
     """Largest accepted request body (bytes)."""
@@ -176,6 +212,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         self.db_path = Path(self.db_path)
+        self.ldap_ca_file = Path(self.ldap_ca_file) if self.ldap_ca_file else None
         self.hosts = tuple(self.hosts) or ("127.0.0.1",)
         self.plugins = tuple(self.plugins)
         self.allowed_origins = tuple(self.allowed_origins)

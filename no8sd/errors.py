@@ -87,6 +87,12 @@ class TooManyRequests(No8sdError):
     status = 429
 
 
+class BadGateway(No8sdError):
+    """A server the daemon depends on (the LDAP directory) failed or could not be reached."""
+
+    status = 502
+
+
 class Unavailable(No8sdError):
     """The daemon cannot serve this now (starting, stopping, at a limit)."""
 

@@ -14,6 +14,8 @@ from no8sd.app import all_routes
 JUNK_BODIES = (b"{not json", b"[]", b'"text"', b"null", b'{"name": {"deep": [1, 2]}}',
                b'{"username": 5, "password": null, "operations": "ALL", "custom_role_id": "x"}',
                b"\xff\xfe", b"{" * 200)
+# The one 5xx by design: like upstream, a sync without a directory is 503.
+EXPECTED_5XX = {("/api/v1/users/ldap-sync", 503)}
 JUNK_IDS = ("abc", "0", "-1", "99999999999999999999999", "1.5", "%00")
 
 
@@ -60,7 +62,7 @@ async def test_no_response_contains_a_secret_or_a_stack_trace(make_client, tmp_p
                       for part in s.split("$")[2:]}
     assert len(seen) > 1000
     for method, path, status, text in seen:
-        assert status < 500, (method, path, status, text)
+        assert status < 500 or (path, status) in EXPECTED_5XX, (method, path, status, text)
         assert "Traceback" not in text and 'File "' not in text, (method, path, text)
         assert "scrypt$" not in text and "password_hash" not in text, (method, path)
         assert "token_hash" not in text, (method, path)

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import WIDGET_SCHEMA
+from ldapkit import start_slapd
 
 EXAMPLES = os.environ.get("NO8SD_TEST_FUZZ_EXAMPLES", "8")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -75,14 +76,23 @@ async def _seed(url: str, headers: dict[str, str] | None = None) -> None:
                 assert resp.status == 201, await resp.text()
 
 
+@pytest.fixture
+def directory(tmp_path: Path):
+    """A real directory, so POST /api/v1/users/ldap-sync and LDAP logins are fuzzed too."""
+    server = start_slapd(tmp_path / "slapd")
+    server.add_user("alice", "alice-password")
+    yield server
+    server.stop()
+
+
 def _summary(output: str) -> str:
     return "\n".join(output.strip().splitlines()[-60:])
 
 
 @pytest.mark.timeout(900)
-async def test_fuzz_every_route_with_auth_off(daemon_factory):
+async def test_fuzz_every_route_with_auth_off(daemon_factory, directory):
     daemon = daemon_factory("--plugin", "no8sd_testplugins.widgets:WidgetReconciler",
-                            "--sse-heartbeat", "1")
+                            "--sse-heartbeat", "1", env=directory.env())
     await _seed(daemon.url)
     code, output, cases = _run(daemon.url)
     assert code == 0, _summary(output)
@@ -98,10 +108,11 @@ async def test_fuzz_every_route_with_auth_off(daemon_factory):
 
 
 @pytest.mark.timeout(900)
-async def test_fuzz_every_route_with_auth_on(daemon_factory):
+async def test_fuzz_every_route_with_auth_on(daemon_factory, directory):
     daemon = daemon_factory(
         "--plugin", "no8sd_testplugins.widgets:WidgetReconciler", "--auth", "token",
-        env={"INITIAL_ADMIN_USERNAME": ADMIN[0], "INITIAL_ADMIN_PASSWORD": ADMIN[1]})
+        env={"INITIAL_ADMIN_USERNAME": ADMIN[0], "INITIAL_ADMIN_PASSWORD": ADMIN[1],
+             **directory.env()})
     async with aiohttp.ClientSession() as http, http.post(
             f"{daemon.url}/api/v1/auth/login",
             json={"username": ADMIN[0], "password": ADMIN[1]}) as resp:

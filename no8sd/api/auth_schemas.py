@@ -6,7 +6,7 @@ from typing import Any
 
 from no8sd.api.schemas import STRING_OR_NULL, TIME, TIME_OR_NULL
 from no8sd.api.util import BodySchema
-from no8sd.core.accounts import MAX_PASSWORD, MIN_PASSWORD, NAME_PATTERN
+from no8sd.core.accounts import MAX_PASSWORD, MIN_PASSWORD
 from no8sd.core.principal import OPERATIONS, SYSTEM_PERMISSIONS
 
 PASSWORD: dict[str, Any] = {"type": "string", "minLength": MIN_PASSWORD,
@@ -116,7 +116,8 @@ USER: dict[str, Any] = {
                  "last_synced_at"],
     "properties": {
         "id": {"type": "integer"},
-        "username": {"type": "string", "pattern": NAME_PATTERN},
+        # Manual users follow accounts.NAME_PATTERN; directory users keep the directory's.
+        "username": {"type": "string", "minLength": 1, "maxLength": 256},
         "email": STRING_OR_NULL,
         "display_name": STRING_OR_NULL,
         "source": {"type": "string", "enum": ["manual", "ldap"]},
@@ -183,4 +184,20 @@ TOKEN_CREATED: dict[str, Any] = {
     "required": [*TOKEN["required"], "token"],
     "properties": {**TOKEN["properties"],
                    "token": {"type": "string", "description": "The secret; shown only once"}},
+}
+
+LDAP_SYNC: dict[str, Any] = {
+    "type": "object",
+    "required": ["created", "updated", "total", "suspended", "skipped"],
+    "properties": {
+        "created": {"type": "integer", "description": "New directory users"},
+        "updated": {"type": "integer", "description": "Known directory users refreshed"},
+        "total": {"type": "integer", "description": "User entries the directory returned"},
+        "suspended": {"type": "integer",
+                      "description": "Directory users that vanished: suspended, tokens revoked"},
+        "skipped": {"type": "integer",
+                    "description": "Entries not synced: name of a manual user, a duplicate, "
+                                   "or no usable username"},
+    },
+    "additionalProperties": False,
 }

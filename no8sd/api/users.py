@@ -60,6 +60,17 @@ async def list_users(request: web.Request) -> web.Response:
     return json_response([user_rest(u) for u in found])
 
 
+@routes.add("POST", "/api/v1/users/ldap-sync", summary="Sync users from the LDAP directory now",
+            responses={200: ("What the sync changed", a.LDAP_SYNC), 403: _FORBIDDEN,
+                       502: ("The directory could not be read; nothing changed", s.ERROR),
+                       503: ("LDAP is not configured", s.ERROR)})
+async def ldap_sync(request: web.Request) -> web.Response:
+    """Create, refresh and suspend directory users to match the directory (one sync at a
+    time: a request made during a sync waits for it, then runs its own)."""
+    access.require_admin(request)
+    return json_response(await request.app[keys.CORE].accounts.sync_directory())
+
+
 @routes.add("GET", _BY_ID, summary="Get a user",
             responses={200: ("User", a.USER), 403: _FORBIDDEN, 404: _ERR, 422: _ERR})
 async def get_user(request: web.Request) -> web.Response:

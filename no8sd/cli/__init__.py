@@ -91,6 +91,8 @@ def setup_logging(level: str) -> None:
 def build_settings(params: dict[str, Any], *, serving: bool = False) -> Settings:
     """Settings from what was given; when serving, with the first admin from the
     environment."""
+    # Now in the settings: plugins, the env secret store and subprocesses never see it.
+    os.environ.pop("LDAP_BIND_PASSWORD", None)
     try:
         if not serving:
             return Settings(**given(params))

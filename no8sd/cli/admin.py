@@ -163,6 +163,44 @@ def user_end_sessions(invocation: Invocation, name: str) -> None:
     click.echo(f"Ended {ended} login session(s) of {name}")
 
 
+@user_group.command("ldap-sync")
+@click.pass_obj
+def user_ldap_sync(invocation: Invocation) -> None:
+    """Sync users from the LDAP directory now, as POST /api/v1/users/ldap-sync does: new
+    directory users are created, known ones refreshed, vanished ones suspended.
+
+    Example: LDAP_URL=ldap://ldap.lan LDAP_BASE_DN=dc=lan ... no8sd user ldap-sync
+    """
+    from no8sd.errors import StartupError
+
+    settings = invocation.settings
+    if not settings.ldap_url:
+        fail(StartupError("LDAP is not configured (set LDAP_URL)"))
+    from no8sd.core.directory import open_directory
+    from no8sd.host.secrets import SecretStores
+
+    async def work(accounts: Accounts) -> dict[str, int]:
+        stores = SecretStores(settings.secret_store)
+
+        async def secret(key: str) -> str:  # the store is started only if it is needed
+            stores.discover(entry_points=settings.entry_points)
+            await stores.start()
+            return await (await stores.active()).get_secret(key)
+
+        try:
+            directory = await open_directory(settings, accounts.db, secret=secret)
+        finally:
+            await stores.close()
+        accounts.directory = directory
+        try:
+            return await accounts.sync_directory()
+        finally:
+            directory.close()
+
+    counts = with_accounts(invocation, work)
+    click.echo(", ".join(f"{key} {value}" for key, value in counts.items()))
+
+
 @click.group("token")
 def token_group() -> None:
     """Manage named API tokens (on a running daemon, or in the database file).

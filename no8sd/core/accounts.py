@@ -17,9 +17,10 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from no8sd import background
 from no8sd.core import credentials
@@ -35,7 +36,7 @@ from no8sd.errors import (
 )
 from no8sd.store import auth as store
 from no8sd.store.db import Database
-from no8sd.store.rows import Permission, Role, Token, User
+from no8sd.store.rows import DirectorySync, LoginCandidate, Permission, Role, Token, User
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("no8sd.auth")
@@ -107,6 +108,16 @@ class Throttled(TooManyRequests):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class DirectoryUsers(Protocol):
+    """The directory behind `ldap` users (no8sd.core.directory, present when LDAP_URL is)."""
+
+    async def authenticate(self, user: LoginCandidate, password: str) -> bool:
+        """Whether the directory accepts the password (LoginsBusy when saturated)."""
+
+    async def sync(self) -> DirectorySync:
+        """Sync users from the directory (BadGateway when it cannot be read)."""
+
+
 BOOTSTRAP_VARIABLES: Final = ("INITIAL_ADMIN_USERNAME", "INITIAL_ADMIN_PASSWORD")
 
 
@@ -145,9 +156,11 @@ class Accounts:
         self._hash_slots = concurrent_hashes or os.cpu_count() or 2
         self._hashing = asyncio.Semaphore(self._hash_slots)
         self._logins = 0  # logins between their throttle check and their answer
+        self._check_cost = 0.0  # seconds, see _verify
         self._pending: set[asyncio.Task[None]] = set()  # strong refs to bookkeeping writes
         self._touching: set[int] = set()  # token ids whose last_used_at write is under way
         self.tokens = store.TokenReader(db)
+        self.directory: DirectoryUsers | None = None  # set while LDAP is configured
 
     # ---- passwords -----------------------------------------------------------------
 
@@ -157,8 +170,15 @@ class Accounts:
             return await asyncio.to_thread(credentials.hash_password, password)
 
     async def _verify(self, password: str, encoded: str) -> bool:
-        async with self._hashing:
-            return await asyncio.to_thread(credentials.verify_password, password, encoded)
+        started = time.perf_counter()
+        try:
+            async with self._hashing:
+                return await asyncio.to_thread(credentials.verify_password, password, encoded)
+        finally:
+            # What a password check costs a caller now (a moving average, queueing included):
+            # failed directory logins are made to last as long (see login).
+            elapsed = time.perf_counter() - started
+            self._check_cost += (0.2 if self._check_cost else 1.0) * (elapsed - self._check_cost)
 
     async def prepare(self) -> None:
         """Open the token reader and compute the dummy hash up front (so the first failed
@@ -178,7 +198,9 @@ class Accounts:
         """Check a username and password; return a new bearer token and who it is for.
 
         Unknown users, suspended users and wrong passwords all fail the same way, after the
-        same amount of hashing work, and count towards the throttles.
+        same amount of hashing work, and count towards the throttles. A directory (`ldap`)
+        user's password is checked by the directory instead (no8sd.core.directory); its
+        failures, an unreachable directory included, are answered and counted alike.
         """
         user_key = username.lower()
         wait = max(self.by_user.retry_after(user_key), self.by_address.retry_after(address))
@@ -191,18 +213,39 @@ class Accounts:
         self.by_user.reserve(user_key)
         self.by_address.reserve(address)
         self._logins += 1
+        counted = True
         try:
             found = await store.login_candidate(self.db, username)
-            encoded = found.password_hash if found and found.password_hash else None
-            ok = await self._verify(password, encoded or credentials.dummy_hash())
+            if found is not None and found.source == "ldap" and found.status == "active":
+                # The directory checks it, with its own slots and queue, so a slow or dead
+                # directory never holds the password-hashing slots manual logins need.
+                self._logins -= 1
+                counted = False
+                started = time.perf_counter()
+                ok = await self._check_directory(found, password)
+                if not ok and self._check_cost:
+                    # A bind fails in milliseconds, a password check takes a scrypt: wait
+                    # the difference, so a directory user's name and a made-up one fail
+                    # alike (it costs a timer, not a CPU).
+                    await asyncio.sleep(self._check_cost - (time.perf_counter() - started))
+                elif not ok:  # no figure yet: pay for a real check once
+                    await self._verify(password, credentials.dummy_hash())
+            else:
+                encoded = found.password_hash if found and found.password_hash else None
+                ok = await self._verify(password, encoded or credentials.dummy_hash())
+                ok = ok and encoded is not None
         except BaseException:
             self.by_user.release(user_key)
             self.by_address.release(address)
             raise
         finally:
-            self._logins -= 1
-        if not (ok and encoded and found and found.status == "active"
-                and found.source == "manual"):
+            if counted:
+                self._logins -= 1
+        if not (ok and found and found.status == "active"):
+            if counted:  # (the directory logs its own reasons)
+                log.info("Login of %r failed: %s", username, "no such user" if found is None
+                         else "user suspended" if found.status != "active"
+                         else "wrong password")
             raise Unauthorized(INVALID_CREDENTIALS)  # the reservations stay: failures
         self.by_user.clear(user_key)
         self.by_address.release(address)
@@ -213,6 +256,22 @@ class Accounts:
         return {"access_token": token, "token_type": "bearer",
                 "expires_in": int(self.token_ttl), "username": found.username,
                 "is_admin": found.is_admin}
+
+    async def _check_directory(self, found: LoginCandidate, password: str) -> bool:
+        if self.directory is None:
+            log.warning("Login of LDAP user %r refused: LDAP is not configured (LDAP_URL)",
+                        found.username)
+            return False
+        return await self.directory.authenticate(found, password)
+
+    async def sync_directory(self) -> dict[str, int]:
+        """Sync users from the directory now: {created, updated, total} as upstream, plus
+        suspended and skipped (503 when LDAP is not configured, 502 when it fails)."""
+        if self.directory is None:
+            raise Unavailable("LDAP is not configured")
+        result = await self.directory.sync()
+        return {"created": result.created, "updated": result.updated, "total": result.total,
+                "suspended": result.suspended, "skipped": result.skipped}
 
     # ---- resolving a bearer token --------------------------------------------------
 

@@ -14,7 +14,16 @@ from typing import Any
 
 from no8sd.errors import Conflict, NotFound, Unprocessable
 from no8sd.store.db import Database, Tx, last_id
-from no8sd.store.rows import LoginCandidate, Permission, Role, Token, User, dumps
+from no8sd.store.rows import (
+    DirectorySync,
+    DirectoryUser,
+    LoginCandidate,
+    Permission,
+    Role,
+    Token,
+    User,
+    dumps,
+)
 
 USER_COLUMNS = User.COLUMNS
 TOKEN_COLUMNS = Token.COLUMNS
@@ -98,6 +107,8 @@ def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> Us
     so nobody can lock every administrator out. A new password ends the user's logins.
     """
     current = get_user_tx(tx, user_id)
+    if "password_hash" in changes and current.source == "ldap":
+        raise Unprocessable("a directory user's password is kept in the directory")
     if "custom_role_id" in changes:
         _check_role(tx, changes["custom_role_id"])
     columns = [c for c in ("email", "display_name", "is_admin", "status", "custom_role_id",
@@ -115,6 +126,8 @@ def update_user(tx: Tx, user_id: int, changes: dict[str, Any], now: float) -> Us
     # user's cannot be used until reactivation, and reactivating revives no login).
     if "password_hash" in changes or changes.get("status") == "suspended":
         end_sessions(tx, user_id, now)
+    if "status" in changes:  # an admin's decision: the next directory sync keeps it
+        tx.execute("UPDATE users SET ldap_vanished_at = NULL WHERE id = ?", (user_id,))
     tx.changed.add(ACCOUNTS)
     return get_user_tx(tx, user_id)
 
@@ -126,6 +139,51 @@ def end_sessions(tx: Tx, user_id: int, now: float) -> int:
                      " AND kind = 'login' AND revoked = 0", (now, user_id))
     tx.changed.add(ACCOUNTS)
     return cur.rowcount
+
+
+def sync_directory_users(tx: Tx, found: list[DirectoryUser], *, total: int,
+                         now: float) -> DirectorySync:
+    """Make the directory users match one complete search of the directory, all at once.
+
+    New names become `ldap` users (not admin, no role, no password); known directory
+    users get their attributes and DN refreshed, and are reactivated if a sync suspended
+    them for vanishing. A name taken by a manual user is never taken over (it would hand
+    that account, perhaps an admin, to whoever controls the directory entry). Directory
+    users missing from the search are suspended and lose every token, login and API.
+    `total` is how many entries the search returned (some may have been left out before).
+    """
+    known = {row["username"]: row for row in tx.execute(
+        "SELECT id, username, source, status, ldap_vanished_at FROM users").fetchall()}
+    created = updated = 0
+    seen: set[int] = set()
+    for entry in found:
+        row = known.get(entry.username)
+        if row is None:
+            tx.execute(
+                "INSERT INTO users (username, email, display_name, source, is_admin, status,"
+                " created_at, updated_at, last_synced_at, ldap_dn)"
+                " VALUES (?, ?, ?, 'ldap', 0, 'active', ?, ?, ?, ?)",
+                (entry.username, entry.email, entry.display_name, now, now, now, entry.dn))
+            created += 1
+        elif row["source"] == "ldap":
+            back = row["status"] == "suspended" and row["ldap_vanished_at"] is not None
+            tx.execute(
+                "UPDATE users SET email = ?, display_name = ?, ldap_dn = ?, last_synced_at = ?,"
+                " updated_at = ?, status = CASE WHEN ? THEN 'active' ELSE status END,"
+                " ldap_vanished_at = NULL WHERE id = ?",
+                (entry.email, entry.display_name, entry.dn, now, now, back, row["id"]))
+            seen.add(row["id"])
+            updated += 1
+    vanished = [row["id"] for row in known.values() if row["source"] == "ldap"
+                and row["status"] == "active" and row["id"] not in seen]
+    for user_id in vanished:
+        tx.execute("UPDATE users SET status = 'suspended', ldap_vanished_at = ?, updated_at = ?"
+                   " WHERE id = ?", (now, now, user_id))
+        tx.execute("UPDATE tokens SET revoked = 1, revoked_at = ? WHERE user_id = ?"
+                   " AND revoked = 0", (now, user_id))
+    tx.changed.add(ACCOUNTS)
+    return DirectorySync(created=created, updated=updated, suspended=len(vanished),
+                         skipped=total - created - updated, total=total)
 
 
 # ---- users: reads ------------------------------------------------------------------
@@ -180,12 +238,12 @@ async def has_users(db: Database) -> bool:
 async def login_candidate(db: Database, username: str) -> LoginCandidate | None:
     """Read what a login needs to decide: id, status, admin flag and password hash."""
     row = await db.fetchone(
-        "SELECT id, username, is_admin, status, source, password_hash FROM users"
+        "SELECT id, username, is_admin, status, source, password_hash, ldap_dn FROM users"
         " WHERE username = ?", (username,))
     if row is None:
         return None
     return LoginCandidate(row["id"], row["username"], bool(row["is_admin"]), row["status"],
-                          row["source"], row["password_hash"])
+                          row["source"], row["password_hash"], row["ldap_dn"])
 
 
 # ---- tokens ------------------------------------------------------------------------

@@ -182,6 +182,33 @@ class LoginCandidate:
     status: str
     source: str
     password_hash: str | None
+    ldap_dn: str | None = None  # where a directory user binds to check its password
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryUser:
+    """One user as a directory search found it, to be synced into `users`."""
+
+    username: str
+    dn: str
+    email: str | None
+    display_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorySync:
+    """What one sync from the directory changed.
+
+    created: new directory users; updated: known directory users refreshed; suspended:
+    directory users that vanished; skipped: found entries not synced because a manual user
+    has the name; total: the entries the directory returned.
+    """
+
+    created: int
+    updated: int
+    suspended: int
+    skipped: int
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
