@@ -15,7 +15,7 @@ from conftest import WIDGET_SCHEMA, create_widget, create_widget_type, get_json,
 from no8sd_testplugins.widgets import GadgetReconciler, WidgetReconciler
 
 from no8sd import lifecycle
-from no8sd.core.principal import OPERATIONS
+from no8sd.core.principal import OPERATIONS, SYSTEM_PERMISSIONS
 from no8sd.store import resources as store
 from no8sd.store.db import Database
 
@@ -275,7 +275,7 @@ async def test_permissions_answer_operations_per_type_for_each_caller(make_clien
     resp = await client.get("/api/v1/auth/permissions", headers=bearer(admin))
     body = await resp.json()
     assert body["is_admin"] is True
-    assert body["system_permissions"] == ["view_webhooks", "view_plugins"]
+    assert body["system_permissions"] == list(SYSTEM_PERMISSIONS)  # an admin holds them all
     assert all(t["operations"] == list(OPERATIONS) for t in body["resource_types"])
     resp = await client.get("/api/v1/auth/permissions")
     assert resp.status == 401
@@ -286,7 +286,7 @@ async def test_permissions_with_authentication_off_are_the_local_operators(make_
     await create_widget_type(client)
     body = await get_json(client, "/api/v1/auth/permissions")
     assert body == {"username": "local", "is_admin": True, "authentication": "none",
-                    "system_permissions": ["view_webhooks", "view_plugins"],
+                    "system_permissions": list(SYSTEM_PERMISSIONS),
                     "resource_types": [{"name": "Widget", "version": "v1",
                                         "operations": ["CREATE", "READ", "UPDATE", "DELETE"]}]}
 
