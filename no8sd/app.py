@@ -202,7 +202,7 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
                                   settings.history_limit, clock=settings.clock,
                                   get_action_plugin=app[keys.ACTIONS].get,
                                   get_secret_store=app[keys.SECRETS].active,
-                                  metrics=app.get(metrics_api.METRICS))
+                                  metrics=app.get(metrics_api.METRICS), core=core)
         host.start(services)
         yield
         await host.stop(settings.shutdown_grace)

@@ -165,6 +165,8 @@ class State(Protocol):
     def deleted_at(self) -> float | None: ...
     @property
     def leased(self) -> int: ...
+    @property
+    def wanted_by(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ def on_claim(r: State, now: float, rules: Scheduling) -> dict[str, Any]:
                             last_reconcile_time=r.last_reconcile_time, due_class=r.due_class)
     return {"next_reconcile_time": now + rules.reconcile_timeout, "due_class": ROUTINE,
             "claimed_seq": r.wanted_seq, "claimed_generation": r.generation,
-            "claim_reason": reason, "leased": 1}
+            "claim_reason": reason, "claimed_by": r.wanted_by, "leased": 1}
 
 
 def reconciled_generation(r: State) -> int:

@@ -227,6 +227,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
         Entry(("op", "READ"), 200, fixed("/api/v1/resources/by-name/Widget/v1/{w.widget[name]}")),
     ("PUT", "/api/v1/resources/{resource_id}"): Entry(
         ("op", "UPDATE"), 200, fixed(W, {"metadata": {"touched": True}})),
+    ("PATCH", "/api/v1/resources/{resource_id}"): Entry(
+        ("op", "UPDATE"), 200, fixed(W, {"metadata": {"patched": True}})),
+    ("PUT", "/api/v1/resources/{resource_id}/outputs"): Entry(
+        ("op", "UPDATE"), 200, fixed(W + "/outputs", {"reported": "yes"})),
     ("DELETE", "/api/v1/resources/{resource_id}"): Entry(
         ("op", "DELETE"), 202, fresh(_delete_widget)),
     ("POST", "/api/v1/resources/{resource_id}/reconcile"): Entry(

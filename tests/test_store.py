@@ -180,4 +180,4 @@ async def test_a_created_row_is_what_the_database_holds(db):
     assert payload["event_type"] == "CREATED" and payload["resource_data"]["spec"] == {
         "a": [1, "é"]}
     assert set(payload) == {"event_type", "resource_id", "resource_name", "resource_type_name",
-                            "resource_type_version", "resource_data", "timestamp"}
+                            "resource_type_version", "resource_data", "timestamp", "actor"}

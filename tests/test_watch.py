@@ -29,9 +29,12 @@ async def test_lifecycle_events_in_order_with_ids_and_payload(make_client):
     assert frames[0].event == "CREATED"
     payload = frames[0].data
     assert set(payload) == {"event_type", "resource_id", "resource_name", "resource_type_name",
-                            "resource_type_version", "resource_data", "timestamp"}
+                            "resource_type_version", "resource_data", "timestamp", "actor"}
     assert payload["resource_id"] == widget["id"] and payload["resource_name"] == "w"
     assert payload["timestamp"].endswith("+00:00")
+    # Who made each change: the caller (auth off: the local operator), then the plugin.
+    assert payload["actor"] == "local"
+    assert frames[-1].data["actor"] == "reconciler:widgets"
     assert "plugin_config" not in payload["resource_data"]
     ids = [f.id for f in frames]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)

@@ -62,6 +62,12 @@ def require_system(request: web.Request, permission: str) -> Principal:
     return caller
 
 
+def actor(request: web.Request) -> str:
+    """Who this request's changes are made by, in events and history: the user's name
+    ("local" with authentication off)."""
+    return principal(request).username
+
+
 def resource_view(request: web.Request, r: Resource) -> dict[str, Any]:
     """The record a write answers with: all of it for a caller who may READ it (as GET
     would show it), otherwise only which resource it was (never more than GET allows)."""

@@ -57,7 +57,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if route.body is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": route.body.schema}},
+            "content": {media: {"schema": route.body.schema} for media in route.content_types},
         }
     responses: dict[str, Any] = {}
     for code, (description, schema) in sorted(route.responses.items()):

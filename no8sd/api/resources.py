@@ -18,6 +18,7 @@ from no8sd.api.util import (
 )
 from no8sd.core.accounts import check_name
 from no8sd.core.views import dumps, history_rest, resource_rest
+from no8sd.errors import Unprocessable
 from no8sd.store.rows import Resource
 
 routes = Routes("resources")
@@ -45,7 +46,8 @@ async def create(request: web.Request) -> web.Response:
         name=body["name"], type_name=body["resource_type_name"],
         version=body["resource_type_version"], spec=body.get("spec"),
         plugin_config=body.get("plugin_config"), metadata=body.get("metadata"),
-        action_plugin=body.get("action_plugin") or "", dry_run=dry_run)
+        action_plugin=body.get("action_plugin") or "", dry_run=dry_run,
+        actor=access.actor(request))
     return json_response(access.resource_view(request, created),
                          status=200 if dry_run else 201)
 
@@ -53,13 +55,19 @@ async def create(request: web.Request) -> web.Response:
 @routes.add("GET", "/api/v1/resources", summary="List resources (id order)",
             query=(Param("status", {"type": "string", "enum": list(lifecycle.STATUSES)}),
                    Param("resource_type_name", {"type": "string"}),
+                   Param("resource_type", {"type": "string"},
+                         "Same as resource_type_name (the upstream documentation's name)"),
                    Param("resource_type_version", {"type": "string"}), LIMIT, OFFSET),
             responses={200: ("Resources", s.array_of(s.RESOURCE)), 422: _ERR})
 async def list_resources(request: web.Request) -> web.Response:
     """List resources, filtered by status and type, paged with limit/offset."""
+    type_name = query_str(request, "resource_type_name")
+    alias = query_str(request, "resource_type")
+    if type_name is not None and alias is not None and alias != type_name:
+        raise Unprocessable("resource_type and resource_type_name name different types")
     found = await request.app[keys.CORE].resources.page(
         status=query_str(request, "status", choices=lifecycle.STATUSES),
-        type_name=query_str(request, "resource_type_name"),
+        type_name=type_name or alias,
         version=query_str(request, "resource_type_version"),
         limit=query_int(request, "limit", 100),
         offset=query_int(request, "offset", 0, maximum=2**62),
@@ -105,8 +113,27 @@ async def update(request: web.Request) -> web.Response:
     body = s.RESOURCE_UPDATE.check(await json_body(request))
     changes = {k: body[k] for k in ("spec", "plugin_config", "metadata") if body.get(k) is not None}
     updated = await request.app[keys.CORE].resources.update(
-        resource_id, changes, dry_run=query_bool(request, "dry_run"))
+        resource_id, changes, dry_run=query_bool(request, "dry_run"),
+        actor=access.actor(request))
     return json_response(access.resource_view(request, updated))
+
+
+@routes.add("PATCH", _BY_ID, summary="Change part of a resource (JSON merge patch)",
+            body=s.RESOURCE_PATCH, query=(DRY_RUN,),
+            content_types=("application/merge-patch+json", "application/json"),
+            responses={200: ("Patched", s.WRITTEN_RESOURCE), 400: ("Invalid spec", s.ERROR),
+                       403: ("Denied by admission", s.ERROR), 404: _ERR,
+                       409: ("Being deleted, or changing too fast", s.ERROR), 413: _ERR,
+                       422: _ERR})
+async def patch(request: web.Request) -> web.Response:
+    """Merge a JSON merge patch (RFC 7396) into spec, metadata and/or plugin_config; then as
+    a PUT: validation, admission, a new generation only when spec or plugin_config change."""
+    resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "UPDATE", resource_id)
+    body = s.RESOURCE_PATCH.check(await json_body(request))
+    patched = await request.app[keys.CORE].resources.patch(
+        resource_id, body, dry_run=query_bool(request, "dry_run"), actor=access.actor(request))
+    return json_response(access.resource_view(request, patched))
 
 
 @routes.add("DELETE", _BY_ID, summary="Delete a resource (finalizers run first)",
@@ -116,7 +143,7 @@ async def delete(request: web.Request) -> web.Response:
     """Mark a resource for deletion; it is removed once its finalizers are gone."""
     resource_id = path_id(request, "resource_id")
     await access.load_resource(request, "DELETE", resource_id)
-    await request.app[keys.CORE].resources.delete(resource_id)
+    await request.app[keys.CORE].resources.delete(resource_id, actor=access.actor(request))
     return json_response({"message": "Resource marked for deletion", "resource_id": resource_id},
                          status=202)
 
@@ -127,7 +154,7 @@ async def reconcile(request: web.Request) -> web.Response:
     """Make the resource due now and wake its reconciler."""
     resource_id = path_id(request, "resource_id")
     await access.load_resource(request, "UPDATE", resource_id)
-    await request.app[keys.CORE].resources.trigger(resource_id)
+    await request.app[keys.CORE].resources.trigger(resource_id, actor=access.actor(request))
     return json_response({"message": "Reconciliation triggered", "resource_id": resource_id},
                          status=202)
 
@@ -143,7 +170,7 @@ async def finalizers(request: web.Request) -> web.Response:
     await access.load_resource(request, "UPDATE", resource_id)
     body = s.FINALIZERS_EDIT.check(await json_body(request, required=False))
     updated = await request.app[keys.CORE].resources.edit_finalizers(
-        resource_id, body.get("add", []), body.get("remove", []))
+        resource_id, body.get("add", []), body.get("remove", []), actor=access.actor(request))
     if updated is None:
         return json_response({"message": "All finalizers removed, resource deleted",
                               "resource_id": resource_id})
@@ -169,3 +196,22 @@ async def outputs(request: web.Request) -> web.Response:
     """Read the outputs a reconciler reported."""
     found = await access.load_resource(request, "READ", path_id(request, "resource_id"))
     return json_response({"outputs": found.outputs})
+
+
+@routes.add("PUT", _BY_ID + "/outputs", summary="Merge keys into a resource's outputs",
+            body=s.OUTPUTS_UPDATE,
+            responses={200: ("Outputs after the merge", s.OUTPUTS), 404: _ERR, 413: _ERR,
+                       422: _ERR})
+async def put_outputs(request: web.Request) -> web.Response:
+    """Merge the given keys into the outputs (the other keys stay), as an external job
+    reporting back does; no new generation."""
+    resource_id = path_id(request, "resource_id")
+    await access.load_resource(request, "UPDATE", resource_id)
+    body = s.OUTPUTS_UPDATE.check(await json_body(request))
+    wrapped = set(body) == {"outputs"} and isinstance(body["outputs"], dict)
+    updated = await request.app[keys.CORE].resources.merge_outputs(
+        resource_id, body["outputs"] if wrapped else body, actor=access.actor(request))
+    if access.principal(request).can("READ", updated.resource_type_name,
+                                     updated.resource_type_version):
+        return json_response({"outputs": updated.outputs})
+    return json_response({"outputs": {}})

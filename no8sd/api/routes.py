@@ -41,7 +41,8 @@ class Route:
     query: tuple[Param, ...] = ()
     responses: dict[int, tuple[str, dict[str, Any] | None]] = field(default_factory=dict)
     public: bool = False  # reachable without authentication
-    content_type: str = "application/json"
+    content_type: str = "application/json"  # of the successful reply
+    content_types: tuple[str, ...] = ("application/json",)  # the request body may be
 
 
 class Routes:
@@ -55,12 +56,14 @@ class Routes:
             query: tuple[Param, ...] = (),
             responses: Mapping[int, tuple[str, dict[str, Any] | None]] | None = None,
             public: bool = False, content_type: str = "application/json",
+            content_types: tuple[str, ...] = ("application/json",),
             ) -> Callable[[Handler], Handler]:
         """Declare a handler for `method path`."""
 
         def decorate(handler: Handler) -> Handler:
             self.items.append(Route(method, path, handler, summary, self.tag, body, query,
-                                    dict(responses or {}), public, content_type))
+                                    dict(responses or {}), public, content_type,
+                                    content_types))
             return handler
 
         return decorate

@@ -69,6 +69,24 @@ RESOURCE_UPDATE = BodySchema({
     },
 })
 
+RESOURCE_PATCH = BodySchema({
+    "type": "object",
+    "description": "A JSON merge patch (RFC 7396) per field: objects merge key by key, null "
+                   "removes a key",
+    "additionalProperties": False,
+    "properties": {
+        "spec": OBJECT_OR_NULL,
+        "plugin_config": OBJECT_OR_NULL,
+        "metadata": OBJECT_OR_NULL,
+    },
+})
+
+OUTPUTS_UPDATE = BodySchema({
+    "type": "object",
+    "description": "The keys to merge into the outputs: either {\"outputs\": {...}} or the "
+                   "object of keys itself",
+})
+
 FINALIZERS_EDIT = BodySchema({
     "type": "object",
     "properties": {
@@ -176,6 +194,9 @@ HISTORY: dict[str, Any] = {
         "duration_seconds": {"type": ["number", "null"]},
         "message": STRING_OR_NULL,
         "drift_detected": {"type": "boolean"},
+        "triggered_by": {**STRING_OR_NULL,
+                         "description": "Whose change made this reconcile due (a user, "
+                                        "input:NAME, reconciler:NAME), when known"},
     },
 }
 

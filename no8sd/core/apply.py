@@ -174,7 +174,7 @@ class Applier:
                 name=m.name, type_name=m.type_name, version=m.version,
                 spec=fields.get("spec"), plugin_config=fields.get("plugin_config"),
                 metadata=fields.get("metadata"), action_plugin=fields.get("action_plugin") or "",
-                dry_run=dry_run)
+                dry_run=dry_run, actor=caller.username)
             return m.outcome(CREATED, record=created, diff=_diff(RESOURCE, None, created))
         _require(caller, "UPDATE", m)
         if current.deleted_at is not None:
@@ -187,7 +187,8 @@ class Applier:
                   if fields.get(k) is not None}
         if all(_same(getattr(current, k), v) for k, v in wanted.items()):
             return m.outcome(UNCHANGED, record=current, diff=[])
-        updated = await self.resources.update(current.id, wanted, dry_run=dry_run)
+        updated = await self.resources.update(current.id, wanted, dry_run=dry_run,
+                                              actor=caller.username)
         if updated.updated_at == current.updated_at:
             # Admission turned the change back into the stored state: nothing was written.
             return m.outcome(UNCHANGED, record=current, diff=[])

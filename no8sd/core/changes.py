@@ -28,7 +28,10 @@ _rng = random.Random()
 
 
 def _apply(tx: Tx, r: Resource, fields: dict[str, Any], now: float) -> Resource:
-    """Save `fields`; work that became due now wakes the type's reconciler after commit."""
+    """Save `fields`; work that became due now wakes the type's reconciler after commit.
+    New intent remembers whose it is (`tx.actor`), for the history of the reconcile."""
+    if "wanted_seq" in fields:
+        fields = {**fields, "wanted_by": tx.actor}
     r = store.save(tx, r, **fields)
     due = fields.get("next_reconcile_time")
     if due is not None and due <= now:
@@ -43,7 +46,8 @@ def _emit(tx: Tx, event_type: str, r: Resource, now: float) -> None:
     rendered = tx.rendered.get(r.id)
     if rendered is None or rendered[0] != revision:
         rendered = tx.rendered[r.id] = (revision, views.dumps(views.resource_public(r)))
-    events.append(tx, event_type, r, views.event_data(event_type, r, now, rendered[1]), now)
+    events.append(tx, event_type, r,
+                  views.event_data(event_type, r, now, rendered[1], tx.actor), now)
 
 
 def _remove(tx: Tx, r: Resource, now: float) -> None:
@@ -85,15 +89,27 @@ def create(tx: Tx, *, resource_type: ResourceType, name: str, spec: dict[str, An
         resource_type_name=resource_type.name, resource_type_version=resource_type.version,
         spec=spec, spec_hash=spec_hash(spec), plugin_config=plugin_config, metadata=metadata,
         action_plugin=action_plugin, finalizers=list(finalizers), created_at=now,
-        updated_at=now, next_reconcile_time=now, due_class=lifecycle.URGENT))
+        updated_at=now, next_reconcile_time=now, due_class=lifecycle.URGENT,
+        wanted_by=tx.actor))
     tx.wake.add(r.resource_type_name)
     _emit(tx, events.CREATED, r, now)
     return r
 
 
-def update(tx: Tx, resource_id: int, changes: dict[str, Any], now: float) -> Resource:
-    """Replace spec / plugin_config / metadata (see lifecycle.on_update)."""
+class Stale(Conflict):
+    """The resource changed since the record a change was computed from was read."""
+
+    def __init__(self) -> None:
+        super().__init__("Resource changed meanwhile")
+
+
+def update(tx: Tx, resource_id: int, changes: dict[str, Any], now: float, *,
+           expect_updated_at: float | None = None) -> Resource:
+    """Replace spec / plugin_config / metadata (see lifecycle.on_update); with
+    `expect_updated_at`, only if the resource is still as it was then (else Stale)."""
     r = _require(tx, resource_id)
+    if expect_updated_at is not None and r.updated_at != expect_updated_at:
+        raise Stale()
     if r.deleted_at is not None:
         raise Conflict("Resource is being deleted")
     changed = {k: v for k, v in changes.items() if not _same(getattr(r, k), v)}
@@ -228,7 +244,8 @@ def record(tx: Tx, resource_id: int, *, success: bool, message: str,
                       success=success, message=message, counts=counts,
                       duration_seconds=duration_seconds,
                       trigger_reason=trigger_reason or r.claim_reason,
-                      drift_detected=drift_detected, now=now, keep=history_limit)
+                      drift_detected=drift_detected, now=now, keep=history_limit,
+                      triggered_by=r.claimed_by)
     fields = lifecycle.after_record(r, success=success, requeue_after=requeue_after, now=now,
                                     rules=rules, rng=_rng)
     r = _apply(tx, r, fields, now)
@@ -284,6 +301,16 @@ def hard_delete(tx: Tx, resource_id: int, now: float) -> bool:
         return False
     _remove(tx, r, now)
     return True
+
+
+def merge_outputs(tx: Tx, resource_id: int, outputs: dict[str, Any], now: float) -> Resource:
+    """Merge keys into a resource's outputs (PUT /outputs); a MODIFIED event if any changed."""
+    r = _require(tx, resource_id)
+    merged = {**r.outputs, **outputs}
+    if not _same(r.outputs, merged):
+        r = store.save(tx, r, outputs=merged, updated_at=now)
+        _emit(tx, events.MODIFIED, r, now)
+    return r
 
 
 def set_outputs(tx: Tx, resource_id: int, outputs: dict[str, Any], now: float) -> bool:

@@ -15,7 +15,7 @@ from no8sd.core import changes
 from no8sd.core.admission import AdmissionChain
 from no8sd.core.types import Types
 from no8sd.core.views import resource_public
-from no8sd.errors import Invalid, NotFound
+from no8sd.errors import Conflict, Invalid, NotFound, Unprocessable
 from no8sd.store import resources as store
 from no8sd.store.db import Database
 from no8sd.store.rows import History, Resource, ResourceType
@@ -119,8 +119,9 @@ class Resources:
     async def create(self, *, name: str, type_name: str, version: str,
                      spec: dict[str, Any] | None, plugin_config: dict[str, Any] | None,
                      metadata: dict[str, Any] | None, action_plugin: str = "",
-                     dry_run: bool = False) -> Resource:
-        """Validate and store a new resource, owned (finalized) by its reconciler."""
+                     dry_run: bool = False, actor: str | None = None) -> Resource:
+        """Validate and store a new resource, owned (finalized) by its reconciler; `actor`
+        is who asks (shown in its events and in the history of the reconciles it causes)."""
         resource_type, owner = await self.resolve_type(type_name, version,
                                                        action_plugin=action_plugin)
         if not spec:
@@ -134,16 +135,22 @@ class Resources:
         mutated = await self.admission("CREATE", view, None)
         if mutated is not spec:
             await self.types.validate(resource_type, mutated)
-        write = self.db.preview if dry_run else self.db.write
-        return await write(changes.create, resource_type=resource_type, name=name,
-                           spec=mutated, plugin_config=plugin_config or {},
-                           metadata=metadata or {}, action_plugin=action_plugin,
-                           finalizers=[owner], now=self.clock.now())
+        return await self.db.write_as(
+            actor, changes.create, preview=dry_run, resource_type=resource_type, name=name,
+            spec=mutated, plugin_config=plugin_config or {}, metadata=metadata or {},
+            action_plugin=action_plugin, finalizers=[owner], now=self.clock.now())
 
     async def update(self, resource_id: int, fields: dict[str, Any], *,
-                     dry_run: bool = False) -> Resource:
-        """Replace spec / plugin_config / metadata after validation and admission."""
-        current = await store.find(self.db, resource_id)
+                     dry_run: bool = False, actor: str | None = None,
+                     current: Resource | None = None) -> Resource:
+        """Replace spec / plugin_config / metadata after validation and admission.
+
+        Given `current` (the record the fields were computed from), the write is refused
+        with Stale if the resource changed since, so a read-modify-write loses nothing.
+        """
+        expected = current.updated_at if current is not None else None
+        if current is None:
+            current = await store.find(self.db, resource_id)
         if current is None:
             raise NotFound("Resource not found")
         fields = dict(fields)
@@ -162,10 +169,54 @@ class Resources:
             if mutated is not fields["spec"]:
                 await self.types.validate(resource_type, mutated)
             fields["spec"] = mutated
-        write = self.db.preview if dry_run else self.db.write
-        return await write(changes.update, resource_id, fields, self.clock.now())
+        return await self.db.write_as(actor, changes.update, resource_id, fields,
+                                      self.clock.now(), preview=dry_run,
+                                      expect_updated_at=expected)
 
-    async def delete(self, resource_id: int) -> tuple[Resource, bool]:
+    async def patch(self, resource_id: int, patch: dict[str, Any], *, dry_run: bool = False,
+                    actor: str | None = None) -> Resource:
+        """Apply a JSON merge patch (RFC 7396) to spec / metadata / plugin_config, then
+        update as a PUT would (validation, admission; a new generation only when spec or
+        plugin_config change). Computed from the stored record and written only if nobody
+        changed it meanwhile (retried a few times otherwise)."""
+        unknown = sorted(set(patch) - set(PATCHABLE))
+        if unknown:
+            raise Unprocessable(f"Only {', '.join(PATCHABLE)} can be patched, not "
+                                f"{', '.join(unknown)}")
+        for attempt in range(PATCH_ATTEMPTS):
+            current = await store.find(self.db, resource_id)
+            if current is None:
+                raise NotFound("Resource not found")
+            fields = {}
+            for name, change in patch.items():
+                merged = merge_patch(getattr(current, name), change)
+                if not isinstance(merged, dict):
+                    raise Unprocessable(f"{name} must stay a JSON object")
+                fields[name] = merged
+            try:
+                return await self.update(resource_id, fields, dry_run=dry_run, actor=actor,
+                                         current=current)
+            except changes.Stale:
+                if attempt == PATCH_ATTEMPTS - 1:
+                    raise Conflict("Resource keeps changing; try the patch again") from None
+        raise AssertionError("unreachable")
+
+    async def merge_outputs(self, resource_id: int, outputs: dict[str, Any], *,
+                            actor: str | None = None) -> Resource:
+        """Merge the given keys into a resource's outputs (no new generation)."""
+        return await self.db.write_as(actor, changes.merge_outputs, resource_id, outputs,
+                                      self.clock.now())
+
+    async def query(self, *, type_name: str | None = None, version: str | None = None,
+                    status: str | None = None, where: dict[str, Any] | None = None,
+                    limit: int = 100) -> list[Resource]:
+        """Resources in id order, filtered on values inside spec, metadata or outputs
+        (see store.resources.compile_where for the `where` format)."""
+        return await store.query(self.db, type_name=type_name, version=version,
+                                 status=status, where=where or {}, limit=limit)
+
+    async def delete(self, resource_id: int, *,
+                     actor: str | None = None) -> tuple[Resource, bool]:
         """Start deleting a resource; returns (resource, removed_at_once)."""
         current = await store.find(self.db, resource_id)
         if current is not None and current.deleted_at is None:
@@ -173,19 +224,37 @@ class Resources:
                     "resource_type_version": current.resource_type_version,
                     "spec": current.spec}
             await self.admission("DELETE", view, None)
-        return await self.db.write(changes.delete, resource_id, self.clock.now())
+        return await self.db.write_as(actor, changes.delete, resource_id, self.clock.now())
 
-    async def trigger(self, resource_id: int) -> Resource:
+    async def trigger(self, resource_id: int, *, actor: str | None = None) -> Resource:
         """Make a resource due now and wake its owner."""
-        return await self.db.write(changes.trigger, resource_id, self.clock.now())
+        return await self.db.write_as(actor, changes.trigger, resource_id, self.clock.now())
 
-    async def edit_finalizers(self, resource_id: int, add: list[str],
-                              remove: list[str]) -> Resource | None:
+    async def edit_finalizers(self, resource_id: int, add: list[str], remove: list[str], *,
+                              actor: str | None = None) -> Resource | None:
         """Add then remove finalizers; None means the resource is gone as a result."""
         current = await store.find(self.db, resource_id)
         if current is None:
             raise NotFound("Resource not found")
         owner = self.owner_of(current.resource_type_name)
-        return await self.db.write(changes.edit_finalizers, resource_id, add, remove, owner,
-                                   self.clock.now())
+        return await self.db.write_as(actor, changes.edit_finalizers, resource_id, add,
+                                      remove, owner, self.clock.now())
+
+
+PATCHABLE = ("spec", "metadata", "plugin_config")
+PATCH_ATTEMPTS = 5
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, null removes a key, anything
+    else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 

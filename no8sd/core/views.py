@@ -99,9 +99,11 @@ def resource_summary(r: Resource) -> dict[str, Any]:
     }
 
 
-def event_data(event_type: str, r: Resource, ts: float, resource_json: str) -> str:
-    """The `data:` JSON of an SSE event (upstream keys), around an already serialised
-    `resource_data` (so a resource is serialised once per state, not once per event)."""
+def event_data(event_type: str, r: Resource, ts: float, resource_json: str,
+               actor: str | None = None) -> str:
+    """The `data:` JSON of an SSE event (upstream keys, plus `actor`: who made the change),
+    around an already serialised `resource_data` (so a resource is serialised once per
+    state, not once per event)."""
     envelope = dumps({
         "event_type": event_type,
         "resource_id": r.id,
@@ -109,6 +111,7 @@ def event_data(event_type: str, r: Resource, ts: float, resource_json: str) -> s
         "resource_type_name": r.resource_type_name,
         "resource_type_version": r.resource_type_version,
         "timestamp": iso(ts),
+        "actor": actor,
     })
     return envelope[:-1] + ',"resource_data":' + resource_json + "}"
 
@@ -146,6 +149,7 @@ def history_rest(h: History) -> dict[str, Any]:
         "duration_seconds": h.duration_seconds,
         "message": h.message,
         "drift_detected": h.drift_detected,
+        "triggered_by": h.triggered_by,
     }
 
 

@@ -10,23 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from no8sd import lifecycle
 from no8sd.core import changes
 from no8sd.core.hub import Hub
-from no8sd.core.views import resource_plugin
-from no8sd.plugins.reconciler import ReconcilerContext, ReconcileResult, ResourceRecord
+from no8sd.core.views import resource_plugin, resource_rest
+from no8sd.core.watch import Cursor
+from no8sd.plugins.reconciler import (
+    ReconcilerContext,
+    ReconcileResult,
+    ResourceRecord,
+    WatchEvent,
+)
 from no8sd.store import resources as store
 from no8sd.store.db import Database, Tx
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
+    from no8sd.core import Core
     from no8sd.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,7 @@ class PluginServices:
     clock: Clock = SYSTEM_CLOCK
     get_action_plugin: Callable[[str], Awaitable[Any]] | None = None
     get_secret_store: Callable[[], Awaitable[Any]] | None = None
+    core: Core | None = None  # reads of other resources, patches and watching go through it
     metrics: Metrics | None = None  # None: metrics are off
 
 
@@ -152,6 +161,71 @@ class PluginContext(ReconcilerContext):
             raise TypeError("outputs must be a dict")
         await self._write(changes.set_outputs, resource_id, dict(outputs), self._clock.now())
 
+    # ---- reading and composing resources ----------------------------------------------
+
+    @property
+    def _core(self) -> Core:
+        core = self._services.core
+        if core is None:
+            raise RuntimeError("this context was built without the core")
+        return core
+
+    @property
+    def actor(self) -> str:
+        """Who this plugin's changes are made by, in events and history."""
+        return f"reconciler:{self.plugin_name}"
+
+    async def get_resource(self, resource_id: int) -> dict[str, Any] | None:
+        """Any resource by id, as the REST API shows it; None if there is none."""
+        found = await self._core.resources.find(int(resource_id))
+        return resource_rest(found) if found is not None else None
+
+    async def get_resource_by_name(self, resource_type: str, name: str,
+                                   version: str | None = None) -> dict[str, Any] | None:
+        """A resource by type and name (and version), or None."""
+        found = await store.find_by_name(self._services.db, str(resource_type), version,
+                                         str(name))
+        return resource_rest(found) if found is not None else None
+
+    async def list_resources(self, resource_type: str | None = None,
+                             version: str | None = None, status: str | None = None,
+                             where: dict[str, Any] | None = None,
+                             limit: int = 100) -> list[dict[str, Any]]:
+        """Resources in id order (see the contract for `where`), as the REST API shows them."""
+        if where is not None and not isinstance(where, dict):
+            raise ValueError("where must be a dict of dotted paths to values")
+        limit = max(0, min(int(limit), MAX_FETCH))
+        found = await self._core.resources.query(type_name=resource_type, version=version,
+                                                 status=status, where=where, limit=limit)
+        return [resource_rest(r) for r in found]
+
+    async def patch_metadata(self, resource_id: int, patch: dict[str, Any]) -> None:
+        """Merge-patch a resource's metadata (no new generation)."""
+        await self._patch(resource_id, "metadata", patch)
+
+    async def patch_spec(self, resource_id: int, patch: dict[str, Any]) -> None:
+        """Merge-patch a resource's spec (validated, admission, a new generation)."""
+        await self._patch(resource_id, "spec", patch)
+
+    async def _patch(self, resource_id: int, field_name: str, patch: dict[str, Any]) -> None:
+        if not isinstance(patch, dict):
+            raise TypeError(f"a {field_name} patch must be a dict")
+        found = await self._core.resources.find(int(resource_id))
+        if found is not None and found.resource_type_name not in self._scope:
+            raise PermissionError(f"resource {resource_id} is of type "
+                                  f"{found.resource_type_name}, which reconciler "
+                                  f"'{self.plugin_name}' does not own")
+        self.last_activity = self._clock.now()
+        await self._core.resources.patch(int(resource_id), {field_name: patch},
+                                         actor=self.actor)
+
+    async def watch(self, resource_types: list[str] | None = None,
+                    after_event_id: int | None = None) -> AsyncIterator[WatchEvent]:
+        """Follow committed events (see the contract); ends at shutdown."""
+        async for event in follow(self._core, self.shutdown_event, resource_types,
+                                  after_event_id):
+            yield event
+
     # ---- the standard loop's building blocks -----------------------------------------
 
     @property
@@ -220,8 +294,9 @@ class PluginContext(ReconcilerContext):
             return []
         self.last_activity = self._clock.now()
         waited: list[float] = []
-        claimed = await self._services.db.write(
-            changes.claim, types=types, limit=limit, exclude=exclude, now=self._clock.now(),
+        claimed = await self._services.db.write_as(
+            self.actor, changes.claim, types=types, limit=limit, exclude=exclude,
+            now=self._clock.now(),
             rules=self._services.rules, routine_slots=routine_slots, waited=waited)
         at = time.monotonic()
         for r in claimed:
@@ -265,8 +340,41 @@ class PluginContext(ReconcilerContext):
     async def _write(self, unit: Callable[..., Any], resource_id: int, *args: Any,
                      **kwargs: Any) -> Any:
         self.last_activity = self._clock.now()
-        return await self._services.db.write(
-            _scoped, self._scope, self.plugin_name, unit, int(resource_id), args, kwargs)
+        return await self._services.db.write_as(
+            self.actor, _scoped, self._scope, self.plugin_name, unit, int(resource_id), args,
+            kwargs)
+
+
+async def follow(core: Core, shutdown: asyncio.Event, resource_types: list[str] | None,
+                 after_event_id: int | None) -> AsyncIterator[WatchEvent]:
+    """Committed events (of `resource_types`, or all) after `after_event_id` (or from now),
+    as plugins see them, until `shutdown` is set; a GAP first when the resume point is gone."""
+    types = [resource_types] if isinstance(resource_types, str) else resource_types
+    with Cursor(core, None if after_event_id is None else int(after_event_id),
+                resource_types=types) as cursor:
+        gap = await cursor.gap()
+        if gap is not None:
+            yield WatchEvent(id=gap.resume_after, event_type="GAP", resource_id=None,
+                             resource_name=None, resource_type_name=None,
+                             resource_type_version=None, resource_data=None, timestamp=None,
+                             actor=None)
+        while not shutdown.is_set():
+            for event in await cursor.batch():
+                data = json.loads(event.data)
+                yield WatchEvent(id=event.id, event_type=event.event_type,
+                                 resource_id=event.resource_id,
+                                 resource_name=data.get("resource_name"),
+                                 resource_type_name=event.resource_type_name,
+                                 resource_type_version=event.resource_type_version,
+                                 resource_data=data.get("resource_data"),
+                                 timestamp=data.get("timestamp"), actor=data.get("actor"))
+            stop = asyncio.ensure_future(shutdown.wait())
+            more = asyncio.ensure_future(cursor.wait())
+            try:
+                await asyncio.wait((stop, more), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                more.cancel()
 
 
 def _outcome(result: ReconcileResult) -> tuple[bool, str]:

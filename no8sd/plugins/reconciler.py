@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Optional, TypedDict
@@ -57,6 +58,23 @@ class ResourceRecord(TypedDict):
     last_reconcile_time: datetime | None
     next_reconcile_time: datetime | None
     retry_count: int
+
+
+class WatchEvent(TypedDict):
+    """A committed change, as `ReconcilerContext.watch` yields it: the same event, with the
+    same id, as the SSE stream carries. `event_type` is CREATED, MODIFIED, DELETED,
+    RECONCILED, REMOVED, or GAP (events after the resume point are gone: re-read what you
+    follow, then carry on; `resource_data` is then None)."""
+
+    id: int
+    event_type: str
+    resource_id: int | None
+    resource_name: str | None
+    resource_type_name: str | None
+    resource_type_version: str | None
+    resource_data: dict[str, Any] | None
+    timestamp: str | None
+    actor: str | None
 
 
 class ReconcilerContext(abc.ABC):
@@ -127,6 +145,49 @@ class ReconcilerContext(abc.ABC):
     @abc.abstractmethod
     async def get_secret(self, key: str) -> str:
         """Read a secret from the configured secret store (KeyError when missing)."""
+
+    # ---- reading and composing resources ----------------------------------------------
+
+    @abc.abstractmethod
+    async def get_resource(self, resource_id: int) -> dict[str, Any] | None:
+        """Any resource by id, shaped as GET /api/v1/resources/{id} shows it; None if
+        there is none. Plugins may read every type."""
+
+    @abc.abstractmethod
+    async def get_resource_by_name(self, resource_type: str, name: str,
+                                   version: str | None = None) -> dict[str, Any] | None:
+        """A resource by type and name (names are unique per type), or None."""
+
+    @abc.abstractmethod
+    async def list_resources(self, resource_type: str | None = None,
+                             version: str | None = None, status: str | None = None,
+                             where: dict[str, Any] | None = None,
+                             limit: int = 100) -> list[dict[str, Any]]:
+        """Resources in id order, shaped as the REST API shows them.
+
+        `where` filters on JSON values inside spec, metadata or outputs, in SQL: a plain
+        dotted path means "equals" (`{"spec.role": "primary"}`); a path ending in `[]` means
+        "the array holds an element with all these fields"
+        (`{"outputs.members[]": {"instance_id": "i-0abc001"}}`). A `where` needs
+        `resource_type`; a bad path is a ValueError.
+        """
+
+    @abc.abstractmethod
+    async def patch_metadata(self, resource_id: int, patch: dict[str, Any]) -> None:
+        """Merge-patch (RFC 7396) a resource's metadata, e.g. to keep a state machine there.
+        No new generation; resources of this plugin's types only."""
+
+    @abc.abstractmethod
+    async def patch_spec(self, resource_id: int, patch: dict[str, Any]) -> None:
+        """Merge-patch a resource's spec: validated against its schema and admission like a
+        PUT, a new generation, reconciled again. Resources of this plugin's types only."""
+
+    @abc.abstractmethod
+    def watch(self, resource_types: list[str] | None = None,
+              after_event_id: int | None = None) -> AsyncIterator[WatchEvent]:
+        """Follow committed changes (of `resource_types`, or all), from after
+        `after_event_id` (or from now), without polling and without missing one across a
+        restart: remember the last id handled and pass it back. Ends at shutdown."""
 
     # ---- the standard loop's building blocks -----------------------------------------
 

@@ -85,6 +85,7 @@ class Tx:
     revisions: dict[int, int] = field(default_factory=dict)  # writes per resource in this unit
     rendered: dict[int, tuple[int, str]] = field(default_factory=dict)  # resource id -> (rev, JSON)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    actor: str | None = None  # who asked for the change this unit makes
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one statement in this unit's transaction."""
@@ -116,6 +117,7 @@ class _Unit:
     kwargs: dict[str, Any]
     future: asyncio.Future[Any]
     preview: bool = False  # run, then roll back (a dry run)
+    actor: str | None = None  # who asked for this change (shown in events and history)
 
 
 def _connect(path: str, *, synchronous: str) -> sqlite3.Connection:
@@ -366,6 +368,13 @@ class Database:
         result: T = await self._submit(_Unit(fn, args, kwargs, self._future(), preview=True))
         return result
 
+    async def write_as(self, actor: str | None, fn: Callable[..., T], *args: Any,
+                       preview: bool = False, **kwargs: Any) -> T:
+        """`write` (or `preview`) on behalf of `actor`, whom the unit can name (`tx.actor`)."""
+        result: T = await self._submit(_Unit(fn, args, kwargs, self._future(),
+                                             preview=preview, actor=actor))
+        return result
+
     def _future(self) -> asyncio.Future[Any]:
         if self._closing or self._writer is None or self._writer.done():
             raise Unavailable("the store is closed")
@@ -447,7 +456,7 @@ class Database:
                 break
             unit = self._pending.popleft()
             batch.append(unit)
-            tx = Tx(conn)
+            tx = Tx(conn, actor=unit.actor)
             try:
                 conn.execute("SAVEPOINT unit")
                 result = unit.fn(tx, *unit.args, **unit.kwargs)

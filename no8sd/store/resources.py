@@ -108,16 +108,16 @@ def release_all_leases(tx: Tx, *, due_at: float, due_class: int) -> None:
 def add_history(tx: Tx, resource_id: int, *, generation: int, success: bool, message: str,
                 counts: tuple[int, int, int], duration_seconds: float | None,
                 trigger_reason: str | None, drift_detected: bool, now: float,
-                keep: int) -> None:
+                keep: int, triggered_by: str | None = None) -> None:
     """Append a history entry and keep only the newest `keep` of this resource."""
     tx.execute(
         "INSERT INTO reconciliation_history (resource_id, generation, success, phase, message,"
         " error_message, resources_created, resources_updated, resources_deleted,"
-        " duration_seconds, trigger_reason, drift_detected, reconcile_time)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " duration_seconds, trigger_reason, drift_detected, reconcile_time, triggered_by)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (resource_id, generation, int(success), "completed" if success else "failed", message,
          None if success else message, *counts, duration_seconds, trigger_reason,
-         int(drift_detected), now),
+         int(drift_detected), now, triggered_by),
     )
     tx.execute(
         "DELETE FROM reconciliation_history WHERE resource_id = ? AND id <= ("
@@ -336,3 +336,109 @@ async def history(db: Database, resource_id: int, limit: int) -> list[History]:
         (resource_id, limit),
     )
     return [History.from_row(row) for row in rows]
+
+
+# ---- queries on values inside the JSON columns -------------------------------------
+
+WHERE_ROOTS = ("spec", "metadata", "outputs")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _json_path(segments: list[str]) -> str:
+    return "$" + "".join(f'."{segment}"' for segment in segments)
+
+
+def _split(path: str) -> tuple[str, list[str]]:
+    """("spec", ["a", "b"]) for "spec.a.b"; ValueError for anything else."""
+    root, *segments = path.split(".")
+    if root not in WHERE_ROOTS:
+        raise ValueError(f"bad path {path!r}: it must start with one of "
+                         f"{', '.join(WHERE_ROOTS)}")
+    if not segments or not all(_SEGMENT.match(s) for s in segments):
+        raise ValueError(f"bad path {path!r}: use dotted names of letters, digits, '_' "
+                         "and '-' (spec.role, outputs.members[])")
+    return root, segments
+
+
+def _equals(column: str, path: str, value: Any) -> tuple[str, list[Any]]:
+    """SQL that is true when the JSON value at `path` in `column` equals `value`, with the
+    same JSON type (so 1 matches neither true nor "1")."""
+    kind = f"json_type({column}, ?)"
+    if value is None:
+        return f"{kind} = 'null'", [path]
+    if isinstance(value, bool):
+        return f"{kind} = ?", [path, "true" if value else "false"]
+    if isinstance(value, int | float):
+        return (f"({kind} IN ('integer', 'real') AND json_extract({column}, ?) = ?)",
+                [path, path, value])
+    if isinstance(value, str):
+        return f"({kind} = 'text' AND json_extract({column}, ?) = ?)", [path, path, value]
+    raise ValueError(f"{value!r} cannot be compared: use a string, a number, true, false "
+                     "or null")
+
+
+def compile_where(where: dict[str, Any]) -> tuple[str, list[Any]]:
+    """Turn a `where` filter into SQL with SQLite's JSON functions.
+
+    `{"spec.role": "primary"}`: the value at that path equals "primary".
+    `{"outputs.members[]": {"instance_id": "i-1"}}`: the array at that path holds an
+    element whose fields equal all those given (each field may be dotted too).
+    A bad path or value is a ValueError.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    for path, value in where.items():
+        if not isinstance(path, str):
+            raise ValueError(f"bad path {path!r}: paths are strings")
+        if path.endswith("[]"):
+            root, segments = _split(path[:-2])
+            if not isinstance(value, dict) or not value:
+                raise ValueError(f"{path!r} needs an object of the fields an element must "
+                                 "have")
+            inner: list[str] = []
+            inner_params: list[Any] = []
+            for field, wanted in value.items():
+                if not isinstance(field, str) or not all(
+                        _SEGMENT.match(s) for s in field.split(".")):
+                    raise ValueError(f"bad field {field!r} in {path!r}")
+                sql, args = _equals("e.value", _json_path(field.split(".")), wanted)
+                inner.append(sql)
+                inner_params.extend(args)
+            clauses.append(f"EXISTS (SELECT 1 FROM json_each({root}, ?) AS e WHERE "
+                           f"json_type(e.value) = 'object' AND {' AND '.join(inner)})")
+            params.extend([_json_path(segments), *inner_params])
+        else:
+            root, segments = _split(path)
+            sql, args = _equals(root, _json_path(segments), value)
+            clauses.append(sql)
+            params.extend(args)
+    return " AND ".join(clauses), params
+
+
+async def query(db: Database, *, type_name: str | None, version: str | None,
+                status: str | None, where: dict[str, Any], limit: int) -> list[Resource]:
+    """Resources in id order matching the filters. A `where` filter needs a type: the
+    type's index narrows the rows, and the JSON conditions are checked on those alone
+    (a scan bounded by the type's size, never the whole table)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if type_name is not None:
+        clauses.append("resource_type_name = ?")
+        params.append(type_name)
+    elif where:
+        raise ValueError("a where filter needs resource_type (it is checked on that type's "
+                         "resources only)")
+    if version is not None:
+        clauses.append("resource_type_version = ?")
+        params.append(version)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    if where:
+        sql, args = compile_where(where)
+        clauses.append(sql)
+        params.extend(args)
+    clause = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = await db.fetchall(f"SELECT * FROM resources {clause} ORDER BY id LIMIT ?",
+                             (*params, limit))
+    return [Resource.from_row(row) for row in rows]

@@ -60,6 +60,8 @@ class Resource:
     last_reconcile_time: float | None = None
     deleted_at: float | None = None
     leased: int = 0
+    wanted_by: str | None = None  # whose change last made it due
+    claimed_by: str | None = None  # whose change the current (or last) reconcile serves
 
     JSON_COLUMNS = ("spec", "plugin_config", "metadata", "outputs", "conditions", "finalizers")
 
@@ -115,6 +117,7 @@ class History:
     trigger_reason: str | None
     drift_detected: bool
     reconcile_time: float
+    triggered_by: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> History:
