@@ -45,11 +45,13 @@ from no8sd.api import webhooks as webhooks_api
 from no8sd.api.errors import error_middleware
 from no8sd.api.guard import cross_site_middleware
 from no8sd.api.limits import READERS, Readers, body_middleware, quiet_malformed_requests
+from no8sd.builtins.manifests import ManifestsInput
 from no8sd.config import Settings
 from no8sd.core import Core
 from no8sd.errors import StartupError
 from no8sd.host.actions import ActionRegistry
 from no8sd.host.context import PluginServices
+from no8sd.host.inputs import InputHost
 from no8sd.host.reconcilers import PluginHost
 from no8sd.host.secrets import SecretStores
 from no8sd.host.service import ServiceReporter
@@ -106,6 +108,7 @@ def create_app(settings: Settings, *,
     app[keys.SETTINGS] = settings
     app[keys.CORE] = core
     app[keys.HOST] = host
+    app[keys.INPUTS] = InputHost(restart_base=settings.plugin_restart_base)
     app[keys.ACTIONS] = actions
     app[keys.SECRETS] = secrets
     app[keys.STOPPING] = asyncio.Event()
@@ -126,6 +129,7 @@ def create_app(settings: Settings, *,
     if settings.ldap_url:  # without it nothing of LDAP is imported or started
         app.cleanup_ctx.append(_directory_ctx)
     app.cleanup_ctx.append(_plugins_ctx(list(plugins)))
+    app.cleanup_ctx.append(_inputs_ctx)
     app.cleanup_ctx.append(_maintenance_ctx)
     app.on_shutdown.append(_on_shutdown)
     return app
@@ -208,6 +212,18 @@ def _plugins_ctx(instances: list[ReconcilerPlugin]) -> Callable[[web.Application
         await host.stop(settings.shutdown_grace)
 
     return ctx
+
+
+async def _inputs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Input plugins start once the reconcilers run (they change resources), and stop first."""
+    settings = app[keys.SETTINGS]
+    inputs = app[keys.INPUTS]
+    builtin = [ManifestsInput(settings.manifests)] if settings.manifests else []
+    inputs.discover(entry_points=settings.entry_points, extra=list(settings.input_plugins),
+                    instances=builtin)
+    await inputs.start(app[keys.CORE], app[keys.ACTIONS].names)
+    yield
+    await inputs.stop(settings.shutdown_grace)
 
 
 async def _maintenance_ctx(app: web.Application) -> AsyncIterator[None]:

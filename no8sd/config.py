@@ -84,6 +84,13 @@ class Settings:
     plugins: tuple[str, ...] = _option(
         (), flag="--plugin", env="NO8SD_PLUGIN", multiple=True, metavar="MODULE:CLASS",
         help="Load a reconciler plugin that is not installed (repeatable).")
+    input_plugins: tuple[str, ...] = _option(
+        (), flag="--input", env="NO8SD_INPUT", multiple=True, metavar="MODULE:CLASS",
+        help="Load an input plugin that is not installed (repeatable).")
+    manifests: tuple[str, ...] = _option(
+        (), flag="--manifests", env="NO8SD_MANIFESTS", multiple=True, metavar="DIR",
+        help="A directory of manifests to keep applied (repeatable): applied at start and "
+             "on every change, and what its files no longer declare is deleted.")
     entry_points: bool = _option(True, kind="bool",
                                  help="Discover installed plugins (no8s.reconcilers).")
     drift_interval: float = _option(300.0, kind="float", positive=True,
@@ -215,6 +222,8 @@ class Settings:
         self.ldap_ca_file = Path(self.ldap_ca_file) if self.ldap_ca_file else None
         self.hosts = tuple(self.hosts) or ("127.0.0.1",)
         self.plugins = tuple(self.plugins)
+        self.input_plugins = tuple(self.input_plugins)
+        self.manifests = tuple(self.manifests)
         self.allowed_origins = tuple(self.allowed_origins)
         for f in dataclasses.fields(self):
             option = f.metadata.get("option")

@@ -200,9 +200,9 @@ def daemon_factory(tmp_path: Path) -> Any:
     started: list[Daemon] = []
 
     def factory(*args: str, env: dict[str, str] | None = None, db: Path | None = None,
-                port: int = 0) -> Daemon:
+                port: int = 0, entry_points: bool = False) -> Daemon:
         full = ["--db", str(db or tmp_path / "daemon.db"), "--port", str(port),
-                "--no-entry-points", *args]
+                *([] if entry_points else ["--no-entry-points"]), *args]
         daemon = Daemon(full, env).start()
         started.append(daemon)
         return daemon

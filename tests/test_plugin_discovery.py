@@ -34,8 +34,9 @@ async def test_actions_inputs_and_secret_stores_are_listed(make_client):
     client = await make_client()
     assert await get_json(client, "/api/v1/plugins/actions") == [
         {"name": "github_actions", "version": "1.0.0"}]
-    assert await get_json(client, "/api/v1/plugins/inputs") == [
-        {"name": "http", "version": "1.0.0"}]
+    inputs = await get_json(client, "/api/v1/plugins/inputs")
+    assert [(i["name"], i["version"], i["state"]) for i in inputs] == [
+        ("http", "1.0.0", "running")]
     assert await get_json(client, "/api/v1/plugins/secret-stores") == [
         {"name": "env", "version": "1.0.0", "active": True},
         {"name": "file", "version": "1.0.0", "active": False},

@@ -18,8 +18,8 @@ from no8sd.api.resources import DRY_RUN
 from no8sd.api.routes import Routes
 from no8sd.api.util import BodySchema, json_body, json_response, query_bool
 from no8sd.core.apply import CONFIGURED, CREATED, ERROR, KINDS, MAX_MANIFESTS, UNCHANGED, Outcome
-from no8sd.core.views import resource_rest, type_rest
-from no8sd.store.rows import ResourceType
+from no8sd.core.principal import Principal
+from no8sd.core.views import outcome_view
 
 routes = Routes("apply")
 
@@ -87,29 +87,12 @@ async def apply(request: web.Request) -> web.Response:
     summary = dict.fromkeys((CREATED, CONFIGURED, UNCHANGED, ERROR), 0)
     for outcome in outcomes:
         summary[outcome.result] += 1
-    return json_response({"dry_run": dry_run, "results": [_shown(o) for o in outcomes],
-                          "summary": summary})
+    results = [outcome_view(o, full=_readable(caller, o)) for o in outcomes]
+    return json_response({"dry_run": dry_run, "results": results, "summary": summary})
 
 
-def _shown(o: Outcome) -> dict[str, Any]:
-    shown: dict[str, Any] = {"index": o.index, "kind": o.kind, "name": o.name,
-                             "result": o.result}
-    if o.type_name is not None:
-        shown.update(resource_type_name=o.type_name, resource_type_version=o.version)
-    else:
-        shown["version"] = o.version
-    if isinstance(o.record, ResourceType):
-        shown["record"] = type_rest(o.record)
-    elif o.record is not None:
-        shown["record"] = resource_rest(o.record)
-    else:
-        shown["record"] = None
-    if o.result == ERROR:
-        shown.update(status=o.status, detail=o.detail)
-        if o.errors:
-            shown["errors"] = o.errors
-    else:
-        shown["diff"] = o.diff
-    if o.note:
-        shown["note"] = o.note
-    return shown
+def _readable(caller: Principal, o: Outcome) -> bool:
+    """A resource's record in full only for a caller who may READ it (as GET would)."""
+    if o.type_name is None:
+        return True  # a resource type: any caller may read those
+    return caller.can("READ", o.type_name, o.version or "")

@@ -9,12 +9,14 @@ from aiohttp import web
 from no8sd.config import Settings
 from no8sd.core import Core
 from no8sd.host.actions import ActionRegistry
+from no8sd.host.inputs import InputHost
 from no8sd.host.reconcilers import PluginHost
 from no8sd.host.secrets import SecretStores
 
 SETTINGS = web.AppKey("settings", Settings)
 CORE = web.AppKey("core", Core)
 HOST = web.AppKey("plugin_host", PluginHost)
+INPUTS = web.AppKey("input_host", InputHost)
 ACTIONS = web.AppKey("action_plugins", ActionRegistry)
 SECRETS = web.AppKey("secret_stores", SecretStores)
 STOPPING = web.AppKey("stopping", asyncio.Event)

@@ -37,7 +37,26 @@ SECRET_STORE_INFO: dict[str, Any] = {
                    "active": {"type": "boolean"}},
 }
 # The HTTP API is the one input plugin; listed for clients of the upstream route.
-INPUTS = [{"name": "http", "version": "1.0.0"}]
+INPUT_INFO: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "version", "state", "healthy", "health_message", "last_error",
+                 "restart_count"],
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "source": {"type": "string"},
+        "state": {"type": "string", "enum": ["registered", "running", "crashed", "stopped"]},
+        "healthy": {"type": ["boolean", "null"]},
+        "health_message": {"type": "string"},
+        "last_error": s.STRING_OR_NULL,
+        "restart_count": {"type": "integer"},
+    },
+}
+# The HTTP API is an input too; listed first, as upstream lists its `http` input plugin.
+HTTP_INPUT: dict[str, Any] = {"name": "http", "version": "1.0.0", "source": "built in",
+                              "state": "running", "healthy": True,
+                              "health_message": "HTTP API is running", "last_error": None,
+                              "restart_count": 0}
 
 
 @routes.add("GET", "/api/v1/plugins/reconcilers", summary="List reconciler plugins",
@@ -65,8 +84,9 @@ async def secret_stores(request: web.Request) -> web.Response:
 
 
 @routes.add("GET", "/api/v1/plugins/inputs", summary="List input plugins",
-            responses={200: ("Input plugins", s.array_of(PLUGIN_INFO)), 403: _ERR})
+            responses={200: ("Input plugins", s.array_of(INPUT_INFO)), 403: _ERR})
 async def inputs(request: web.Request) -> web.Response:
-    """The input plugins (the HTTP API itself)."""
+    """The input plugins: the HTTP API itself, then each loaded one with its state, health
+    (from its health_check), last error and restarts."""
     access.require_system(request, "view_plugins")
-    return json_response(INPUTS)
+    return json_response([HTTP_INPUT, *await request.app[keys.INPUTS].describe()])

@@ -51,6 +51,11 @@ class Resources:
             raise NotFound("Resource not found")
         return found
 
+    async def find_by_name(self, type_name: str, name: str,
+                           version: str | None = None) -> Resource | None:
+        """One resource by type, name and (optionally) version, or None."""
+        return await store.find_by_name(self.db, type_name, version, name)
+
     async def get_by_name(self, type_name: str, version: str | None, name: str) -> Resource:
         """One resource by type, name and (optionally) version (404 if absent)."""
         found = await store.find_by_name(self.db, type_name, version, name)

@@ -8,7 +8,7 @@ all come from here. Pure functions of typed records (no8sd.store.rows).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from no8sd.store.rows import (
     History,
@@ -21,6 +21,9 @@ from no8sd.store.rows import (
     Webhook,
 )
 from no8sd.timeutil import iso, to_datetime
+
+if TYPE_CHECKING:
+    from no8sd.core.apply import Outcome
 
 
 def dumps(value: Any) -> str:
@@ -130,6 +133,32 @@ def resource_plugin(r: Resource) -> dict[str, Any]:
     for key in TIME_KEYS:
         record[key] = to_datetime(getattr(r, key))
     return record
+
+
+def outcome_view(o: Outcome, *, full: bool = True) -> dict[str, Any]:
+    """What applying one manifest did (POST /api/v1/apply's results); a resource's record
+    is minimal unless `full` (the caller may read it)."""
+    shown: dict[str, Any] = {"index": o.index, "kind": o.kind, "name": o.name,
+                             "result": o.result}
+    if o.type_name is not None:
+        shown.update(resource_type_name=o.type_name, resource_type_version=o.version)
+    else:
+        shown["version"] = o.version
+    if isinstance(o.record, ResourceType):
+        shown["record"] = type_rest(o.record)
+    elif isinstance(o.record, Resource):
+        shown["record"] = resource_rest(o.record) if full else resource_minimal(o.record)
+    else:
+        shown["record"] = None
+    if o.result == "error":
+        shown.update(status=o.status, detail=o.detail)
+        if o.errors:
+            shown["errors"] = o.errors
+    else:
+        shown["diff"] = o.diff if full or isinstance(o.record, ResourceType) else None
+    if o.note:
+        shown["note"] = o.note
+    return shown
 
 
 def history_rest(h: History) -> dict[str, Any]:

@@ -12,14 +12,12 @@ watchdog (watchdog.py) warns, naming the plugin, when one blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from no8sd import background
-from no8sd.host import discovery
+from no8sd.host import discovery, supervision
 from no8sd.host.context import PluginContext, PluginServices
 from no8sd.host.discovery import LoadError, Origin
 from no8sd.host.watchdog import LoopWatchdog
@@ -28,7 +26,6 @@ from no8sd.plugins.reconciler import ReconcilerPlugin
 log = logging.getLogger("no8sd.plugins")
 
 ENTRY_POINT_GROUP = "no8s.reconcilers"
-HEALTHY_RUN = 60.0  # a plugin that ran this long before crashing starts its backoff afresh
 
 
 @dataclass
@@ -156,69 +153,16 @@ class PluginHost:
             state.last_error = f"blocked the event loop for {seconds:.1f}s"
 
     async def _supervise(self, state: PluginState) -> None:
-        assert state.context is not None
-        failures = 0
-        first = True
-        while not self.shutdown_event.is_set():
-            started = time.monotonic()
-            state.state = "running"
-            if first:
-                log.info("Started reconciler plugin: %s", state.name)
-                first = False
-            try:
-                await state.plugin.start(state.context)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self.shutdown_event.is_set():
-                    break
-                state.last_error = f"{type(exc).__name__}: {exc}"
-                reason = "crashed"
-                log.error("Reconciler plugin '%s' crashed: %s", state.name, state.last_error,
-                          exc_info=exc)
-            else:
-                if self.shutdown_event.is_set():
-                    break
-                state.last_error = "start() returned before shutdown"
-                reason = "returned early"
-                log.warning("Reconciler plugin '%s' returned from start() before shutdown",
-                            state.name)
-            if time.monotonic() - started >= HEALTHY_RUN:
-                failures = 0
-            failures += 1
-            state.restart_count += 1
-            state.state = "crashed"
-            delay = min(self.restart_base * 2 ** (failures - 1), self.restart_max)
-            log.warning("Reconciler plugin '%s' %s (restart #%d, retrying in %gs)", state.name,
-                        reason, state.restart_count, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.shutdown_event.wait(), delay)
-            if not self.shutdown_event.is_set():
-                log.info("Restarting reconciler plugin '%s' (attempt #%d)", state.name,
-                         state.restart_count + 1)
-        state.state = "stopped"
+        context = state.context
+        assert context is not None
+        await supervision.supervise(state, "reconciler plugin",
+                                    lambda: state.plugin.start(context), self.shutdown_event,
+                                    restart_base=self.restart_base,
+                                    restart_max=self.restart_max)
 
     async def stop(self, grace: float) -> None:
         """Signal shutdown, call every stop(), cancel what is still running after `grace`."""
-        self.shutdown_event.set()
-        deadline = time.monotonic() + grace
-        for state in self.plugins.values():
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                await asyncio.wait_for(state.plugin.stop(), remaining)
-            except Exception as exc:
-                log.error("Reconciler plugin '%s' failed to stop cleanly: %s", state.name,
-                          f"{type(exc).__name__}: {exc}")
-        tasks = [s.task for s in self.plugins.values() if s.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
-            for task in pending:
-                log.warning("Reconciler plugin task %s did not stop within %gs; cancelling",
-                            task.get_name(), grace)
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2.0)
-        for state in self.plugins.values():
-            state.state = "stopped"
+        await supervision.stop_all([(state, state.plugin.stop) for state in self.plugins.values()],
+                                   "reconciler plugin", self.shutdown_event, grace)
         if self.watchdog is not None:
             self.watchdog.stop()

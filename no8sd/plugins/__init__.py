@@ -16,11 +16,13 @@ from no8sd.plugins.actions import (
     ResourceSpec,
 )
 from no8sd.plugins.base_reconciler import BaseReconciler
+from no8sd.plugins.inputs import InputContext, InputPlugin, ResourceCallback, ValidationResult
 from no8sd.plugins.reconciler import (
     ReconcilerContext,
     ReconcileResult,
     ReconcilerPlugin,
     ResourceRecord,
+    WatchEvent,
 )
 from no8sd.plugins.secrets import SecretStore, SecretStorePlugin
 
@@ -31,11 +33,16 @@ __all__ = [
     "ActionResult",
     "BaseReconciler",
     "DriftResult",
+    "InputContext",
+    "InputPlugin",
     "ReconcileResult",
     "ReconcilerContext",
     "ReconcilerPlugin",
+    "ResourceCallback",
     "ResourceRecord",
     "ResourceSpec",
     "SecretStore",
     "SecretStorePlugin",
+    "ValidationResult",
+    "WatchEvent",
 ]

@@ -1,0 +1,1 @@
+"""Upstream `no8s_operator.plugins.inputs`."""
