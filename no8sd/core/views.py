@@ -7,9 +7,9 @@ all come from here. Pure functions of typed records (no8sd.store.rows).
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from no8sd import jsoncodec
 from no8sd.store.rows import (
     History,
     Permission,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def dumps(value: Any) -> str:
     """Serialise a view compactly (events, cached bodies)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return jsoncodec.dumps(value)
 
 
 # ---- resources ----------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import time
@@ -18,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from no8sd import lifecycle
+from no8sd import jsoncodec, lifecycle
 from no8sd.core import changes
 from no8sd.core.hub import Hub
 from no8sd.core.views import resource_plugin, resource_rest
@@ -360,7 +359,7 @@ async def follow(core: Core, shutdown: asyncio.Event, resource_types: list[str] 
                              actor=None)
         while not shutdown.is_set():
             for event in await cursor.batch():
-                data = json.loads(event.data)
+                data = jsoncodec.loads(event.data)
                 yield WatchEvent(id=event.id, event_type=event.event_type,
                                  resource_id=event.resource_id,
                                  resource_name=data.get("resource_name"),

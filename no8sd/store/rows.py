@@ -15,10 +15,12 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from no8sd import jsoncodec
+
 
 def dumps(value: Any) -> str:
     """Serialise JSON compactly, the one way every stored JSON column is written."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return jsoncodec.dumps(value)
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -70,7 +72,7 @@ class Resource:
         """Decode a `SELECT *` row of resources."""
         values = dict(row)
         for column in cls.JSON_COLUMNS:
-            values[column] = json.loads(values[column])
+            values[column] = jsoncodec.loads(values[column])
         return cls(**values)
 
 
@@ -94,8 +96,8 @@ class ResourceType:
     def from_row(cls, row: sqlite3.Row) -> ResourceType:
         """Decode a row selected with COLUMNS."""
         values = dict(row)
-        values["schema"] = json.loads(values["schema"])
-        values["metadata"] = json.loads(values["metadata"])
+        values["schema"] = jsoncodec.loads(values["schema"])
+        values["metadata"] = jsoncodec.loads(values["metadata"])
         return cls(**values)
 
 
@@ -257,7 +259,7 @@ class Permission:
     def from_row(cls, row: sqlite3.Row) -> Permission:
         """Decode a row selected with COLUMNS."""
         values = dict(row)
-        values["operations"] = json.loads(values["operations"])
+        values["operations"] = jsoncodec.loads(values["operations"])
         return cls(**values)
 
 
@@ -279,7 +281,7 @@ class Role:
     def from_row(cls, row: sqlite3.Row, permissions: tuple[Permission, ...]) -> Role:
         """Decode a row selected with COLUMNS."""
         values = dict(row)
-        values["system_permissions"] = json.loads(values["system_permissions"])
+        values["system_permissions"] = jsoncodec.loads(values["system_permissions"])
         return cls(**values, permissions=permissions)
 
 
@@ -308,7 +310,7 @@ class Webhook:
     def from_row(cls, row: sqlite3.Row) -> Webhook:
         """Decode a row selected with COLUMNS."""
         values = dict(row)
-        values["operations"] = json.loads(values["operations"])
+        values["operations"] = jsoncodec.loads(values["operations"])
         return cls(**values)
 
     def matches(self, operation: str, type_name: str, version: str) -> bool:
