@@ -20,6 +20,7 @@ data). And a page served from a name the attacker controls can re-point that nam
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -49,6 +50,7 @@ def has_body(request: web.Request) -> bool:
     return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
 
 
+@functools.lru_cache(maxsize=256)
 def split_host(value: str) -> tuple[str, int | None]:
     """Split a Host header (or an origin's netloc) into (lower-case host, port)."""
     try:
@@ -58,6 +60,7 @@ def split_host(value: str) -> tuple[str, int | None]:
         return "", None
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_name(host: str) -> bool:
     """localhost (and names under .localhost) or a loopback address."""
     if host == "localhost" or host.endswith(".localhost"):

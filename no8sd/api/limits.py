@@ -92,19 +92,19 @@ async def _read(request: web.Request, limit: int, timeout: float) -> bytes:
     if declared is not None and declared > limit:
         raise TooLarge(f"Request body too large: the limit is {limit} bytes")
     content = request.content
+    if content.is_eof():
+        # The whole body came with the headers (the usual small JSON): nothing to wait for.
+        return await _collect(content, limit)
     readers = request.app[READERS]
     address = request.remote or "unknown"
-    slot = not content.is_eof()  # a body that is all here already costs nothing to wait for
-    if slot:
-        readers.acquire(address)
+    readers.acquire(address)
     try:
         async with asyncio.timeout(timeout):
             return await _collect(content, limit)
     except TimeoutError:
         raise RequestTimeout(f"Request body not received within {timeout:g}s") from None
     finally:
-        if slot:
-            readers.release(address)
+        readers.release(address)
 
 
 async def _collect(content: Any, limit: int) -> bytes:

@@ -202,15 +202,17 @@ def claim(tx: Tx, *, types: list[str], limit: int, exclude: frozenset[int], now:
 
 def set_status(tx: Tx, resource_id: int, *, status: str, message: str | None,
                observed_generation: int | None, now: float,
-               rules: lifecycle.Scheduling) -> Resource | None:
-    """Write a phase with its standard conditions and next due time, as one change."""
+               rules: lifecycle.Scheduling, announce: bool = True) -> Resource | None:
+    """Write a phase with its standard conditions and next due time, as one change
+    (announced with MODIFIED, unless the caller's own event will carry it)."""
     r = store.load(tx, resource_id)
     if r is None:
         return None
     fields = lifecycle.after_status(r, status, message, observed_generation, now=now,
                                     now_iso=iso(now) or "", rules=rules, rng=_rng)
     r = _apply(tx, r, fields, now)
-    _emit(tx, events.MODIFIED, r, now)
+    if announce:
+        _emit(tx, events.MODIFIED, r, now)
     return r
 
 
@@ -256,7 +258,8 @@ def record(tx: Tx, resource_id: int, *, success: bool, message: str,
 def finish(tx: Tx, resource_id: int, *, success: bool, message: str, errored: bool,
            plugin: str, record_args: dict[str, Any]) -> None:
     """The end of one reconcile run by BaseReconciler, as one change: the outcome status
-    (unless the plugin reported one), a finished deletion's release, and the history."""
+    (unless the plugin reported one), a finished deletion's release, and the history. The
+    status needs no event of its own: the RECONCILED event that follows carries it."""
     r = store.load(tx, resource_id)
     if r is None:
         return
@@ -268,7 +271,7 @@ def finish(tx: Tx, resource_id: int, *, success: bool, message: str, errored: bo
         status = lifecycle.READY if success else lifecycle.FAILED
         set_status(tx, resource_id, status=status, message=message,
                    observed_generation=lifecycle.reconciled_generation(r) if success else None,
-                   now=now, rules=record_args["rules"])
+                   now=now, rules=record_args["rules"], announce=False)
     record(tx, resource_id, success=success, message=message, **record_args)
 
 

@@ -243,8 +243,12 @@ class PluginContext(ReconcilerContext):
         """Record one reconcile of a claimed resource (see the contract), as one change."""
         success, message = _outcome(result)
         args = self._record_args(result, duration_seconds, None, False)
-        await self._write(changes.finish, resource["id"], success=success, message=message,
-                          errored=errored, plugin=self.plugin_name, record_args=args)
+        # A finished deletion releases the finalizer and may remove the resource: that must
+        # not be lost. Any other outcome is repeated by the next reconcile if it is.
+        releases = success and resource["status"] == "deleting"
+        await self._write_as(releases, changes.finish, resource["id"], success=success,
+                             message=message, errored=errored, plugin=self.plugin_name,
+                             record_args=args)
         self._finished(resource["id"], success and not errored, args)
 
     def in_flight(self) -> tuple[int, float]:
@@ -294,7 +298,8 @@ class PluginContext(ReconcilerContext):
         self.last_activity = self._clock.now()
         waited: list[float] = []
         claimed = await self._services.db.write_as(
-            self.actor, changes.claim, types=types, limit=limit, exclude=exclude,
+            self.actor, changes.claim, durable=False, types=types, limit=limit,
+            exclude=exclude,
             now=self._clock.now(),
             rules=self._services.rules, routine_slots=routine_slots, waited=waited)
         at = time.monotonic()
@@ -338,10 +343,17 @@ class PluginContext(ReconcilerContext):
 
     async def _write(self, unit: Callable[..., Any], resource_id: int, *args: Any,
                      **kwargs: Any) -> Any:
+        """Write durably, as the upstream methods always have: the plugin may read its own
+        write at once. Only the standard loop's claim and finish (which nobody reads back
+        before the next claim) are answered before their commit reaches the disk."""
+        return await self._write_as(True, unit, resource_id, *args, **kwargs)
+
+    async def _write_as(self, durable: bool, unit: Callable[..., Any], resource_id: int,
+                        *args: Any, **kwargs: Any) -> Any:
         self.last_activity = self._clock.now()
         return await self._services.db.write_as(
             self.actor, _scoped, self._scope, self.plugin_name, unit, int(resource_id), args,
-            kwargs)
+            kwargs, durable=durable)
 
 
 async def follow(core: Core, shutdown: asyncio.Event, resource_types: list[str] | None,

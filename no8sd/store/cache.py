@@ -69,6 +69,16 @@ class Cache:
             slot[name] = compute(row)
         return slot[name]  # type: ignore[no-any-return]
 
+    def store(self, rows: dict[int, Resource]) -> None:
+        """Keep rows a commit has just written (they are the committed state); only those
+        already cached or recently used are worth the room, so others are not added."""
+        for resource_id, row in rows.items():
+            if resource_id in self._rows or len(self._rows) < self._size:
+                self._filling.pop(resource_id, None)
+                self._derived.pop(resource_id, None)
+                self._rows[resource_id] = row
+                self._rows.move_to_end(resource_id)
+
     # ---- whole small tables -------------------------------------------------------------
 
     async def table(self, name: str, load: Callable[[], Awaitable[T]]) -> T:

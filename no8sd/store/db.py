@@ -81,6 +81,11 @@ class Tx:
     wake: set[str] = field(default_factory=set)  # resource type names with work due now
     touched: set[int] = field(default_factory=set)  # resource ids changed (cache invalidation)
     rows: dict[int, Resource] = field(default_factory=dict)  # resources read in this unit
+    removed: set[int] = field(default_factory=set)  # resources this unit deleted
+    # Rows written by earlier units of the same batch (None: removed), then the committed
+    # copies the cache holds: a unit reads them instead of decoding the row again.
+    batch_rows: dict[int, Resource | None] = field(default_factory=dict)
+    cache: Cache | None = None
     changed: set[str] = field(default_factory=set)  # small tables whose cached copies are stale
     revisions: dict[int, int] = field(default_factory=dict)  # writes per resource in this unit
     rendered: dict[int, tuple[int, str]] = field(default_factory=dict)  # resource id -> (rev, JSON)
@@ -118,6 +123,7 @@ class _Unit:
     future: asyncio.Future[Any]
     preview: bool = False  # run, then roll back (a dry run)
     actor: str | None = None  # who asked for this change (shown in events and history)
+    durable: bool = True  # False: answered once applied, before its commit reaches the disk
 
 
 def _connect(path: str, *, synchronous: str) -> sqlite3.Connection:
@@ -369,10 +375,16 @@ class Database:
         return result
 
     async def write_as(self, actor: str | None, fn: Callable[..., T], *args: Any,
-                       preview: bool = False, **kwargs: Any) -> T:
-        """`write` (or `preview`) on behalf of `actor`, whom the unit can name (`tx.actor`)."""
+                       preview: bool = False, durable: bool = True, **kwargs: Any) -> T:
+        """`write` (or `preview`) on behalf of `actor`, whom the unit can name (`tx.actor`).
+
+        `durable=False` answers as soon as the unit is applied, without waiting for its
+        commit to reach the disk: for writes that a crash may lose because they are
+        repeated anyway (a reconcile's status and history: the reconcile runs again). Their
+        events are still published only once committed.
+        """
         result: T = await self._submit(_Unit(fn, args, kwargs, self._future(),
-                                             preview=preview, actor=actor))
+                                             preview=preview, actor=actor, durable=durable))
         return result
 
     def _future(self) -> asyncio.Future[Any]:
@@ -401,7 +413,8 @@ class Database:
                         await self._run_checkpoint(conn)
                     if not self._pending:
                         continue
-                    batch, outcomes = self._execute_batch(conn)
+                    batch, outcomes, written = self._execute_batch(conn)
+                    early = self._answer_early(batch, outcomes)
                     self._committing = True
                     started = time.perf_counter()
                     try:
@@ -410,9 +423,13 @@ class Database:
                         self._committing = False
                     if error is not None:
                         outcomes = [(False, error, None)] * len(batch)
+                        written = {}
+                        if early:
+                            log.warning("%d write(s) answered before the failed commit are "
+                                        "lost; their reconciles will run again", early)
                     if self._on_batch is not None:
                         self._on_batch(len(batch), time.perf_counter() - started)
-                    self._finish_batch(batch, outcomes)
+                    self._finish_batch(batch, outcomes, written)
                 if self._closing:
                     return
         finally:
@@ -438,10 +455,13 @@ class Database:
             if not waiter.done():
                 waiter.set_result(done)
 
-    def _execute_batch(self, conn: sqlite3.Connection) -> tuple[list[_Unit], list[Any]]:
-        """Begin a transaction and run waiting units in it (not yet committed)."""
+    def _execute_batch(self, conn: sqlite3.Connection
+                       ) -> tuple[list[_Unit], list[Any], dict[int, Resource | None]]:
+        """Begin a transaction and run waiting units in it (not yet committed); also return
+        the resource rows the batch leaves (None: removed)."""
         batch: list[_Unit] = []
         outcomes: list[Any] = []
+        written: dict[int, Resource | None] = {}
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._notice_other_writers(conn)
@@ -449,20 +469,23 @@ class Database:
             error = _storage_error(exc)
             batch = list(self._pending)
             self._pending.clear()
-            return batch, [(False, error, None)] * len(batch)
+            return batch, [(False, error, None)] * len(batch), written
         deadline = time.monotonic() + BATCH_BUDGET
         while self._pending and len(batch) < MAX_BATCH:
             if batch and time.monotonic() > deadline:
                 break
             unit = self._pending.popleft()
             batch.append(unit)
-            tx = Tx(conn, actor=unit.actor)
+            tx = Tx(conn, actor=unit.actor, batch_rows=written, cache=self.cache)
             try:
                 conn.execute("SAVEPOINT unit")
                 result = unit.fn(tx, *unit.args, **unit.kwargs)
                 if unit.preview:
                     conn.execute("ROLLBACK TO unit")
                 conn.execute("RELEASE unit")
+                if not unit.preview:
+                    written.update(tx.rows)
+                    written.update(dict.fromkeys(tx.removed))
                 outcomes.append((True, result, None if unit.preview else tx))
             except Exception as exc:  # a failing unit must never take its batch down
                 with contextlib.suppress(sqlite3.Error):
@@ -471,9 +494,20 @@ class Database:
                 if isinstance(exc, sqlite3.Error):
                     exc = _storage_error(exc)
                 outcomes.append((False, exc, None))
-        return batch, outcomes
+        return batch, outcomes, written
 
-    def _finish_batch(self, batch: list[_Unit], outcomes: list[Any]) -> None:
+    @staticmethod
+    def _answer_early(batch: list[_Unit], outcomes: list[Any]) -> int:
+        """Resolve the futures of applied units that need not wait for the disk."""
+        early = 0
+        for unit, (ok, value, _tx) in zip(batch, outcomes, strict=True):
+            if ok and not unit.durable and not unit.future.done():
+                unit.future.set_result(value)
+                early += 1
+        return early
+
+    def _finish_batch(self, batch: list[_Unit], outcomes: list[Any],
+                      written: dict[int, Resource | None]) -> None:
         events: list[Event] = []
         wake: set[str] = set()
         changed: set[str] = set()
@@ -489,6 +523,9 @@ class Database:
                         callback()
                     except Exception:
                         log.exception("post-commit callback failed")
+        # Rows this batch wrote are now the committed state: keep them (write-through), so
+        # the next read or unit of them decodes nothing.
+        self.cache.store({rid: row for rid, row in written.items() if row is not None})
         if changed:
             self._tables_changed(changed)
         if self._on_commit is not None and (events or wake):

@@ -25,13 +25,22 @@ JSON_FIELDS = frozenset(Resource.JSON_COLUMNS)
 
 
 def load(tx: Tx, resource_id: int) -> Resource | None:
-    """Read a resource once per unit; later loads in the same unit see what `save` wrote."""
+    """A resource as this unit sees it: what the unit itself wrote, else what earlier units
+    of its batch wrote, else the committed copy the cache holds, else the row itself."""
     found = tx.rows.get(resource_id)
-    if found is None:
-        row = tx.one("SELECT * FROM resources WHERE id = ?", (resource_id,))
-        if row is None:
-            return None
-        found = tx.rows[resource_id] = Resource.from_row(row)
+    if found is not None:
+        return found
+    if resource_id in tx.removed:
+        return None
+    if resource_id in tx.batch_rows:
+        found = tx.batch_rows[resource_id]
+    else:
+        found = tx.cache.resource(resource_id) if tx.cache is not None else None
+        if found is None:
+            row = tx.one("SELECT * FROM resources WHERE id = ?", (resource_id,))
+            found = Resource.from_row(row) if row is not None else None
+    if found is not None:
+        tx.rows[resource_id] = found
     return found
 
 
@@ -71,6 +80,7 @@ def remove(tx: Tx, resource: Resource) -> None:
     tx.execute("DELETE FROM resources WHERE id = ?", (resource.id,))
     tx.touched.add(resource.id)
     tx.rows.pop(resource.id, None)
+    tx.removed.add(resource.id)
 
 
 def due_ids(tx: Tx, types: list[str], due_class: int, limit: int, exclude: frozenset[int],
