@@ -14,7 +14,7 @@ from typing import Any
 from no8sd.core import changes
 from no8sd.core.admission import AdmissionChain
 from no8sd.core.types import Types
-from no8sd.core.views import resource_public
+from no8sd.core.views import resource_public, resource_rest_json
 from no8sd.errors import Conflict, Invalid, NotFound, Unprocessable
 from no8sd.store import resources as store
 from no8sd.store.db import Database
@@ -70,6 +70,19 @@ class Resources:
         return await store.list_resources(self.db, status=status, type_name=type_name,
                                           version=version, limit=limit, offset=offset,
                                           allowed=allowed)
+
+    async def page_json(self, *, status: str | None = None, type_name: str | None = None,
+                        version: str | None = None, limit: int = 100, offset: int = 0,
+                        after_id: int | None = None,
+                        allowed: list[tuple[str, str]] | None = None
+                        ) -> tuple[str, int | None]:
+        """One page in id order as a JSON array (REST views), and the id to continue after
+        when the page is full (None at the end)."""
+        rows = await store.page_rows(self.db, status=status, type_name=type_name,
+                                     version=version, limit=limit, offset=offset,
+                                     after_id=after_id, allowed=allowed)
+        body = "[" + ",".join(resource_rest_json(row) for row in rows) + "]"
+        return body, (rows[-1]["id"] if rows and len(rows) == limit else None)
 
     async def search(self, *, status: str | None = None, type_name: str | None = None,
                      version: str | None = None, name_contains: str | None = None,

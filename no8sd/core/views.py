@@ -72,6 +72,35 @@ def resource_minimal(r: Resource) -> dict[str, Any]:
     return {key: getattr(r, key) for key in MINIMAL_KEYS}
 
 
+_TEXT_KEYS = ("name", "resource_type_name", "resource_type_version", "action_plugin",
+              "status", "status_message")
+_JSON_KEYS = ("finalizers", "conditions")
+_TIME_KEYS = ("created_at", "updated_at", "last_reconcile_time")
+_BODY_KEYS = ("spec", "plugin_config", "metadata", "outputs")
+
+
+def resource_rest_json(row: Any) -> str:
+    """The REST view of a raw stored row as JSON text, exactly as `resource_rest` shows it,
+    composed from the stored JSON columns without decoding them (lists of many resources
+    are built this way)."""
+    text = jsoncodec.dumps
+    parts = [f'{{"id":{row["id"]}']
+    for key in _TEXT_KEYS:
+        parts.append(f'"{key}":{text(row[key])}')
+    parts.append(f'"generation":{row["generation"]}')
+    parts.append(f'"observed_generation":{row["observed_generation"]}')
+    for key in _JSON_KEYS:
+        parts.append(f'"{key}":{row[key]}')
+    for key in _TIME_KEYS:
+        parts.append(f'"{key}":{text(iso(row[key]))}')
+    for key in _BODY_KEYS:
+        parts.append(f'"{key}":{row[key]}')
+    parts.append(f'"retry_count":{row["retry_count"]}')
+    parts.append(f'"next_reconcile_time":{text(iso(row["next_reconcile_time"]))}')
+    parts.append(f'"deleted_at":{text(iso(row["deleted_at"]))}}}')
+    return ",".join(parts)
+
+
 def resource_public(r: Resource) -> dict[str, Any]:
     """The REST view without plugin_config (which may hold credentials): what event
     payloads carry and what admission webhooks are shown."""

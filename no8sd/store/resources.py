@@ -185,6 +185,55 @@ async def list_resources(db: Database, *, status: str | None, type_name: str | N
     return [Resource.from_row(row) for row in rows]
 
 
+REST_COLUMNS = ("id, name, resource_type_name, resource_type_version, action_plugin, status,"
+                " status_message, generation, observed_generation, finalizers, conditions,"
+                " created_at, updated_at, last_reconcile_time, spec, plugin_config, metadata,"
+                " outputs, retry_count, next_reconcile_time, deleted_at")
+
+
+async def page_rows(db: Database, *, status: str | None, type_name: str | None,
+                    version: str | None, limit: int, offset: int, after_id: int | None,
+                    allowed: list[tuple[str, str]] | None = None) -> list[sqlite3.Row]:
+    """One page of resources in id order, as raw rows of REST_COLUMNS (JSON columns still
+    text), after `after_id` (keyset) or skipping `offset`.
+
+    The page's ids are chosen first from an index that holds the filter's columns and the
+    id in id order (a deep offset steps over index entries, not over rows), then only that
+    page's rows are read.
+    """
+    found = _where(status=status, type_name=type_name, version=version, allowed=allowed)
+    if found is None:
+        return []
+    clause, params = found
+    if after_id is not None:
+        clause = f"{clause} AND id > ?" if clause else "WHERE id > ?"
+        params.append(after_id)
+    index = _order_index(status=status, type_name=type_name, version=version)
+    hint = f"INDEXED BY {index}" if index is not None and allowed is None else ""
+    ids = [row[0] for row in await db.fetchall(
+        f"SELECT id FROM resources {hint} {clause} ORDER BY id LIMIT ? OFFSET ?",
+        (*params, limit, offset if after_id is None else 0))]
+    if not ids:
+        return []
+    return await db.fetchall(
+        f"SELECT {REST_COLUMNS} FROM resources WHERE id IN ({', '.join('?' * len(ids))})"
+        " ORDER BY id", ids)
+
+
+def _order_index(*, status: str | None, type_name: str | None, version: str | None
+                 ) -> str | None:
+    """The index whose entries are the filter's rows in id order (see 0007_pages.sql)."""
+    if type_name is not None and version is not None:
+        return "resources_by_type"
+    if type_name is not None:
+        return "resources_by_type_name_id"
+    if version is None and status is not None:
+        return "resources_by_status"
+    if status is None and version is None:
+        return "resources_ids"
+    return None
+
+
 def _where(*, status: str | None, type_name: str | None, version: str | None,
            allowed: list[tuple[str, str]] | None, name_contains: str | None = None
            ) -> tuple[str, list[Any]] | None:
