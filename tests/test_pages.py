@@ -19,8 +19,9 @@ async def test_a_listed_resource_is_exactly_what_get_shows(make_client):
                                   "nested": {"a": [1, 2.5, None, True]}}}
     a = await create_widget(client, "a", odd, plugin_config={"token": "t"},
                             metadata={"note": "ü"})
-    b = await create_widget(client, "b", {"size": 2, "fail": "no"})
+    b = await create_widget(client, "b", {"size": 2})
     await wait_ready(client, a["id"])
+    await wait_ready(client, b["id"])  # settled: nothing changes between the list and the GETs
     listed = await get_json(client, "/api/v1/resources")
     for item in listed:
         assert item == await get_json(client, f"/api/v1/resources/{item['id']}")

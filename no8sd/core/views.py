@@ -7,6 +7,8 @@ all come from here. Pure functions of typed records (no8sd.store.rows).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from json.encoder import encode_basestring as _encode_string  # C: escapes like dumps does
 from typing import TYPE_CHECKING, Any
 
 from no8sd import jsoncodec
@@ -72,33 +74,28 @@ def resource_minimal(r: Resource) -> dict[str, Any]:
     return {key: getattr(r, key) for key in MINIMAL_KEYS}
 
 
-_TEXT_KEYS = ("name", "resource_type_name", "resource_type_version", "action_plugin",
-              "status", "status_message")
-_JSON_KEYS = ("finalizers", "conditions")
-_TIME_KEYS = ("created_at", "updated_at", "last_reconcile_time")
-_BODY_KEYS = ("spec", "plugin_config", "metadata", "outputs")
+def _quote(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
 
 
-def resource_rest_json(row: Any) -> str:
-    """The REST view of a raw stored row as JSON text, exactly as `resource_rest` shows it,
-    composed from the stored JSON columns without decoding them (lists of many resources
-    are built this way)."""
-    text = jsoncodec.dumps
-    parts = [f'{{"id":{row["id"]}']
-    for key in _TEXT_KEYS:
-        parts.append(f'"{key}":{text(row[key])}')
-    parts.append(f'"generation":{row["generation"]}')
-    parts.append(f'"observed_generation":{row["observed_generation"]}')
-    for key in _JSON_KEYS:
-        parts.append(f'"{key}":{row[key]}')
-    for key in _TIME_KEYS:
-        parts.append(f'"{key}":{text(iso(row[key]))}')
-    for key in _BODY_KEYS:
-        parts.append(f'"{key}":{row[key]}')
-    parts.append(f'"retry_count":{row["retry_count"]}')
-    parts.append(f'"next_reconcile_time":{text(iso(row["next_reconcile_time"]))}')
-    parts.append(f'"deleted_at":{text(iso(row["deleted_at"]))}}}')
-    return ",".join(parts)
+def resource_rest_json(row: Sequence[Any]) -> str:
+    """The REST view of a raw stored row (store.resources.REST_COLUMNS, in that order) as
+    JSON text, exactly as `resource_rest` shows it, composed from the stored JSON columns
+    without decoding them: lists of many resources are built this way."""
+    (id_, name, type_name, version, action_plugin, status, status_message, generation,
+     observed, finalizers, conditions, created_at, updated_at, last_reconcile, spec,
+     plugin_config, metadata, outputs, retry_count, next_reconcile, deleted_at) = row
+    return (f'{{"id":{id_},"name":{_quote(name)},"resource_type_name":{_quote(type_name)},'
+            f'"resource_type_version":{_quote(version)},'
+            f'"action_plugin":{_quote(action_plugin)},"status":{_quote(status)},'
+            f'"status_message":{_quote(status_message)},"generation":{generation},'
+            f'"observed_generation":{observed},"finalizers":{finalizers},'
+            f'"conditions":{conditions},"created_at":{_quote(iso(created_at))},'
+            f'"updated_at":{_quote(iso(updated_at))},'
+            f'"last_reconcile_time":{_quote(iso(last_reconcile))},"spec":{spec},'
+            f'"plugin_config":{plugin_config},"metadata":{metadata},"outputs":{outputs},'
+            f'"retry_count":{retry_count},"next_reconcile_time":{_quote(iso(next_reconcile))},'
+            f'"deleted_at":{_quote(iso(deleted_at))}}}')
 
 
 def resource_public(r: Resource) -> dict[str, Any]:
