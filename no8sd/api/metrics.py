@@ -150,8 +150,8 @@ async def _families(app: web.Application) -> list[Family]:
                "(--event-retention-age).").add(settings.event_retention_age),
         Family("no8sd_db_size_bytes", "Size of the database file.").add(db_bytes),
         Family("no8sd_db_wal_size_bytes", "Size of the write-ahead log file.").add(wal_bytes),
-        Family("no8sd_event_loop_lag_seconds", "How late the event loop ran its last "
-               "heartbeat.").add(watchdog.lag if watchdog else 0.0),
+        Family("no8sd_event_loop_lag_seconds", "The longest the event loop ran without "
+               "waiting for I/O, over the last check (s).").add(watchdog.lag if watchdog else 0.0),
         Family("no8sd_event_loop_blocks_total", "Times the event loop was blocked longer "
                "than --loop-block-warning.", kind="counter").add(
                    watchdog.blocks if watchdog else 0),
