@@ -120,7 +120,7 @@ def create_app(settings: Settings, *,
         db.on_batch(recorder.observe_commit)
     for module in ROUTE_MODULES:
         module.routes.register(app)
-    app[keys.OPENAPI] = openapi.build(all_routes())
+    app[keys.OPENAPI] = openapi.Document(all_routes())
     # Started in this order, stopped in reverse: the store; the core (and the first
     # admin); the secret store, before the plugins that use it; the plugins; maintenance.
     app.cleanup_ctx.append(_store_ctx)

@@ -110,3 +110,33 @@ async def test_real_responses_match_their_documented_schemas(make_client):
         if schema is not None:
             jsonschema.validate(await resp.json(), schema,
                                 format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_every_declared_body_schema_is_a_valid_schema():
+    # The daemon does not check its own body schemas when it starts (that would load
+    # jsonschema for every start); this is where a broken one is caught.
+    import no8sd.app  # noqa: F401  (declares every route and its body schemas)
+    from no8sd.api.util import BodySchema
+
+    assert BodySchema.declared
+    for declared in BodySchema.declared:
+        jsonschema.Draft7Validator.check_schema(declared.schema)
+
+
+def test_quick_path_and_jsonschema_agree_on_bodies():
+    # Bodies the quick path vouches for and bodies it refuses: both must get the answer
+    # jsonschema gives (PATCH's schema forbids other keys).
+    from no8sd.api.util import BodySchema
+    from no8sd.errors import Unprocessable
+
+    patch = next(b for b in BodySchema.declared
+                 if b.schema.get("additionalProperties") is False)
+    validator = jsonschema.Draft7Validator(patch.schema)
+    for body in ({"spec": {"a": 1}}, {"spec": None}, {"metadata": {}, "plugin_config": None},
+                 {"spec": {"a": 1}, "status": "ready"}, {"spec": 3}, {}):
+        try:
+            patch.check(body)
+            accepted = True
+        except Unprocessable:
+            accepted = False
+        assert accepted == validator.is_valid(body), body

@@ -104,8 +104,23 @@ def build(all_routes: list[Route]) -> dict[str, Any]:
     }
 
 
+class Document:
+    """The document of an application's routes, built when first asked for (building it
+    at start would cost every start a few milliseconds for a page rarely read)."""
+
+    def __init__(self, all_routes: list[Route]) -> None:
+        self._routes = all_routes
+        self._built: dict[str, Any] | None = None
+
+    def get(self) -> dict[str, Any]:
+        """The OpenAPI document."""
+        if self._built is None:
+            self._built = build(self._routes)
+        return self._built
+
+
 @routes.add("GET", "/api/v1/openapi.json", summary="This OpenAPI document",
             responses={200: ("The OpenAPI 3.1 document", {"type": "object"})}, public=True)
 async def openapi(request: web.Request) -> web.Response:
     """Serve the OpenAPI document."""
-    return json_response(request.app[keys.OPENAPI])
+    return json_response(request.app[keys.OPENAPI].get())

@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from no8sd.core.validation import (
-    SCHEMA_BUDGET,
-    VALIDATION_BUDGET,
-    SpecValidators,
-    check_schema,
-)
+from no8sd.core.quickcheck import SCHEMA_BUDGET, VALIDATION_BUDGET, fast_checkable, fast_valid
 from no8sd.store import resource_types as store
 from no8sd.store.db import Database
 from no8sd.store.rows import ResourceType
 from no8sd.timeutil import Clock
+
+if TYPE_CHECKING:
+    from no8sd.core.validation import SpecValidators
 
 # Resource type names and versions (POST /api/v1/resource-types and apply manifests).
 NAME_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -43,7 +41,7 @@ class Types:
         self.clock = clock
         self.validation_budget = validation_budget
         self.schema_budget = schema_budget
-        self.validators = SpecValidators()
+        self._validators: SpecValidators | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._slots = asyncio.Semaphore(VALIDATION_THREADS)
 
@@ -60,14 +58,23 @@ class Types:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    @property
+    def validators(self) -> SpecValidators:
+        """The compiled validators (jsonschema is loaded when first needed)."""
+        if self._validators is None:
+            from no8sd.core.validation import SpecValidators
+            self._validators = SpecValidators()
+        return self._validators
+
     async def check_schema(self, schema: Any) -> None:
         """Raise Invalid unless `schema` is a usable JSON Schema (off the event loop)."""
-        await self._off_loop(check_schema, schema, self.schema_budget)
+        await self._off_loop(_check_schema, schema, self.schema_budget)
 
     async def validate(self, resource_type: ResourceType, spec: Any) -> None:
         """Raise Invalid listing every violation if `spec` does not fit the type's schema.
         The common case, a simple schema and a valid spec, is answered on the loop."""
-        if not SpecValidators.quick(resource_type, spec):
+        schema = resource_type.schema
+        if not (fast_checkable(schema) and fast_valid(schema, spec)):
             await self._off_loop(self.validators.validate, resource_type, spec,
                                  self.validation_budget)
 
@@ -109,3 +116,9 @@ class Types:
     async def all(self) -> list[ResourceType]:
         """Every resource type, by name then version (served from memory)."""
         return await store.all_types(self.db)
+
+
+def _check_schema(schema: Any, budget: float) -> None:
+    # On a validation thread: the first schema checked loads jsonschema there.
+    from no8sd.core.validation import check_schema
+    check_schema(schema, budget)

@@ -11,6 +11,9 @@ regexes (`pattern`, `patternProperties`, `additionalProperties` beside them) run
 `^(a|aa)+$` and cannot be interrupted; `uniqueItems` compares canonical keys instead of
 every pair; and every keyword checks a per-validation deadline, so `$ref`/`anyOf`
 combinations that explode are cut off. An overrun is a 400, never a stalled daemon.
+
+This module loads jsonschema and regex (about a tenth of the daemon's start-up): it is
+imported when the first schema or spec needs more than no8sd.core.quickcheck.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import regex
 from jsonschema import exceptions as js_exceptions
 from jsonschema import validators
 
+from no8sd.core.quickcheck import SCHEMA_BUDGET, VALIDATION_BUDGET, fast_checkable, fast_valid
 from no8sd.errors import Invalid
 from no8sd.store.rows import ResourceType
 
@@ -36,8 +40,6 @@ MAX_MESSAGE = 300
 _CACHE_SIZE = 256
 MAX_SCHEMA_BYTES = 256 * 1024
 MAX_PATTERN_CHARS = 1000
-VALIDATION_BUDGET = 0.5  # seconds one spec validation may take
-SCHEMA_BUDGET = 2.0  # seconds checking (and compiling the patterns of) one schema may take
 
 
 class _Overrun(Exception):
@@ -225,79 +227,6 @@ def _path(error: js_exceptions.ValidationError) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
-# ---- a fast path for the common, simple schemas ------------------------------------
-
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-}
-# Keywords the fast path understands; annotations are ignored by validation anyway.
-_FAST_KEYWORDS = frozenset(("type", "required", "properties", "items", "maxItems", "maxLength",
-                            "minLength", "enum", "minimum", "maximum", "description",
-                            "default", "title", "examples", "$comment", "$schema"))
-
-
-def fast_checkable(schema: Any) -> bool:
-    """Answer whether `schema` uses only keywords `fast_valid` understands."""
-    if not isinstance(schema, dict) or not set(schema) <= _FAST_KEYWORDS:
-        return False
-    kind = schema.get("type")
-    if kind is not None and not all(k in _TYPES for k in (
-            kind if isinstance(kind, list) else [kind])):
-        return False
-    subs = list(schema.get("properties", {}).values())
-    if "items" in schema:
-        subs.append(schema["items"])
-    return isinstance(schema.get("properties", {}), dict) and all(map(fast_checkable, subs))
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """JSON equality: 1 == 1.0, but True is not 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and bool(a == b)
-    if isinstance(a, dict | list) or isinstance(b, dict | list):
-        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-    return bool(a == b)
-
-
-def fast_valid(schema: dict[str, Any], value: Any) -> bool:
-    """Answer quickly whether `value` fits a fast-checkable schema.
-
-    True means valid. False means "not shown valid": the caller then runs jsonschema,
-    which gives the messages (and the final word on borderline cases such as 1.0 for
-    an integer). Full validation costs more than the rest of a write, so the common
-    valid case skips it.
-    """
-    kind = schema.get("type")
-    if kind is not None and not any(_TYPES[k](value) for k in (
-            kind if isinstance(kind, list) else [kind])):
-        return False
-    if "enum" in schema and not any(_same_json(value, option) for option in schema["enum"]):
-        return False
-    if isinstance(value, str):
-        return bool(schema.get("minLength", 0) <= len(value)
-                    <= schema.get("maxLength", len(value)))
-    if isinstance(value, dict):
-        if any(key not in value for key in schema.get("required", ())):
-            return False
-        return all(fast_valid(sub, value[key])
-                   for key, sub in schema.get("properties", {}).items() if key in value)
-    if isinstance(value, list):
-        if len(value) > schema.get("maxItems", len(value)):
-            return False
-        items = schema.get("items")
-        return items is None or all(fast_valid(items, v) for v in value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return not (("minimum" in schema and value < schema["minimum"])
-                    or ("maximum" in schema and value > schema["maximum"]))
-    return True
 
 
 class SpecValidators:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -55,6 +56,13 @@ def _version(ep: metadata.EntryPoint) -> str:
     return getattr(dist, "version", None) or "unknown"
 
 
+@functools.lru_cache(maxsize=4)
+def _installed_entry_points(path: tuple[str, ...]) -> Any:
+    # Reading every installed distribution's metadata is the slow part of discovery, and
+    # the daemon looks up four groups at start: read them once per import path.
+    return metadata.entry_points()
+
+
 def discover(group: str, kind: str, register: Callable[[Any, Origin], None], *,
              entry_points: bool = True, specs: Iterable[str] = (),
              errors: list[LoadError] | None = None) -> None:
@@ -63,7 +71,7 @@ def discover(group: str, kind: str, register: Callable[[Any, Origin], None], *,
     loading or in `register`, is logged and noted in `errors`; the rest carry on."""
     found: list[tuple[Origin, Callable[[], Any]]] = []
     if entry_points:
-        for ep in metadata.entry_points(group=group):
+        for ep in _installed_entry_points(tuple(sys.path)).select(group=group):
             found.append((Origin(f"entry point {ep.name} ({ep.value})", ep.name, _version(ep)),
                           ep.load))
     for spec in specs:

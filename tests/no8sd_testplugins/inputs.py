@@ -45,10 +45,19 @@ class NotesInput(InputPlugin):
             CRASHED["notes"] = CRASHED.get("notes", 0) + 1
             raise RuntimeError(f"crash number {CRASHED['notes']}")
         found = await ctx.get_by_name("Widget", self.config["name"])
-        if found is None:
-            found = await ctx.create({"name": self.config["name"],
-                                      "resource_type_name": "Widget",
-                                      "resource_type_version": "v1", "spec": {"size": 1}})
+        while found is None:
+            try:
+                found = await ctx.create({"name": self.config["name"],
+                                          "resource_type_name": "Widget",
+                                          "resource_type_version": "v1", "spec": {"size": 1}})
+            except Exception as exc:
+                # Started before the Widget type is registered (the daemon starts its
+                # inputs before anyone can register types): wait for it, as a real input
+                # feeding a type would.
+                missing = "Resource type Widget/v1 not found" in str(getattr(exc, "detail", ""))
+                if not missing or ctx.shutdown_event.is_set():
+                    raise
+                await asyncio.sleep(0.05)
         await ctx.patch(found["id"], {"metadata": {"noted_by": ctx.principal}})
         check = ctx.validate_action_plugin("nope")
         assert not check.is_valid and "Unknown action plugin" in (check.error_message or "")
