@@ -252,5 +252,5 @@ async def test_failed_create_writes_nothing(make_client):
     rows = await db[keys.CORE].db.fetchall("SELECT event_type, resource_id FROM events "
                                       "WHERE event_type = 'CREATED'")
     assert [tuple(r) for r in rows] == [("CREATED", before[0]["id"])]
-    assert json.loads((await db[keys.CORE].db.fetchone("SELECT data FROM events"))[0])[
-        "resource_name"] == "one"
+    first = (await db[keys.CORE].events_after(0, limit=1))[0]
+    assert json.loads(first.data)["resource_name"] == "one"

@@ -175,8 +175,10 @@ async def test_a_created_row_is_what_the_database_holds(db):
         metadata={"m": True}, action_plugin="", finalizers=["owner"], now=time.time()))
     row = await db.fetchone("SELECT * FROM resources WHERE id = ?", (created.id,))
     assert created == Resource.from_row(row)
-    event = await db.fetchone("SELECT data FROM events WHERE resource_id = ?", (created.id,))
-    payload = _json.loads(event[0])
+    from no8sd.store import events as events_store
+
+    (event,) = await events_store.after(db, 0, limit=10, resource_id=created.id)
+    payload = _json.loads(event.data)
     assert payload["event_type"] == "CREATED" and payload["resource_data"]["spec"] == {
         "a": [1, "é"]}
     assert set(payload) == {"event_type", "resource_id", "resource_name", "resource_type_name",

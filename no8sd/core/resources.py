@@ -82,7 +82,7 @@ class Resources:
                                      version=version, limit=limit, offset=offset,
                                      after_id=after_id, allowed=allowed)
         body = "[" + ",".join(resource_rest_json(row) for row in rows) + "]"
-        return body, (rows[-1]["id"] if rows and len(rows) == limit else None)
+        return body, (rows[-1][0] if rows and len(rows) == limit else None)  # [0]: the id
 
     async def search(self, *, status: str | None = None, type_name: str | None = None,
                      version: str | None = None, name_contains: str | None = None,

@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiosqlite
 
@@ -166,6 +166,11 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None,
     files = migration_files()
     latest = files[-1][0] if files else 0
     current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+        # A new file: free pages go back to the file system in steps (reclaim_unit), so
+        # a pruned event log does not leave the file at its largest size for good. The
+        # mode can only be chosen before the first table exists (older files: below).
+        conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
     if current > latest:
         raise StartupError(
             f"database schema version {current} is newer than this no8sd understands "
@@ -193,9 +198,43 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None,
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-    if pending and on_step is not None:
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != INCREMENTAL:
+        # A file made before incremental vacuum: it is rebuilt once, in that mode.
+        if on_step is not None:
+            on_step("Rebuilding the database once to reclaim free space from now on")
+        log.info("Rebuilding %s once (VACUUM) so that free space can be reclaimed",
+                 path or "the database")
+        conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
+        try:
+            conn.execute("VACUUM")
+        except sqlite3.OperationalError as exc:  # no room for the rebuilt copy, say
+            log.warning("Could not rebuild %s (%s); free space stays in the file until "
+                        "a later start manages it", path or "the database", exc)
+        if on_step is not None:
+            on_step(None)
+    elif pending and on_step is not None:
         on_step(None)
     return latest
+
+
+INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for incremental vacuum
+RECLAIM_PAGES: Final = 256  # pages returned per unit: about a millisecond of the writer
+RECLAIM_SLACK: Final = 1024  # free pages kept for coming inserts (4 MiB at 4 KiB pages)
+
+
+def reclaim_unit(tx: Tx, slack: int = RECLAIM_SLACK) -> int:
+    """Give up to RECLAIM_PAGES free pages beyond `slack` back to the file system; return
+    how many pages are still free beyond the slack (the caller repeats while any)."""
+    free = tx.one("PRAGMA freelist_count")
+    excess = (free[0] if free is not None else 0) - slack
+    if excess <= 0:
+        return 0
+    step = min(excess, RECLAIM_PAGES)
+    for _ in range(step):
+        # Python's sqlite3 steps this pragma once per execute, and each step frees one
+        # page, so asking for N pages at once would free one.
+        tx.conn.execute("PRAGMA incremental_vacuum(1)")
+    return excess - step
 
 
 def try_lock(fd: int) -> bool:
@@ -669,6 +708,11 @@ def check_current(conn: sqlite3.Connection, path: str) -> None:
     files = migration_files()
     latest = files[-1][0] if files else 0
     current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+        # A new file: free pages go back to the file system in steps (reclaim_unit), so
+        # a pruned event log does not leave the file at its largest size for good. The
+        # mode can only be chosen before the first table exists (older files: below).
+        conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
     if current > latest:
         raise StartupError(
             f"database schema version {current} is newer than this no8sd understands "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from no8sd.store.db import Database, Tx, last_id
+from no8sd.store.packing import pack
 from no8sd.store.rows import Event, Resource
 
 CREATED: Final = "CREATED"
@@ -24,7 +25,7 @@ def append(tx: Tx, event_type: str, resource: Resource, data: str, now: float) -
         "INSERT INTO events (ts, event_type, resource_id, resource_type_name,"
         " resource_type_version, data) VALUES (?, ?, ?, ?, ?, ?)",
         (now, event_type, resource.id, resource.resource_type_name,
-         resource.resource_type_version, data),
+         resource.resource_type_version, pack(data)),
     )
     event = Event(last_id(cur), event_type, resource.id, resource.resource_type_name,
                   resource.resource_type_version, data, now)

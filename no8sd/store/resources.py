@@ -17,9 +17,17 @@ from typing import Any
 from no8sd import lifecycle
 from no8sd.errors import Conflict
 from no8sd.store.db import Database, Tx, last_id
+from no8sd.store.packing import pack, unpack
 from no8sd.store.rows import History, Resource, dumps
 
 JSON_FIELDS = frozenset(Resource.JSON_COLUMNS)
+
+
+def _stored(name: str, value: Any) -> Any:
+    """A field's value as its column holds it (JSON as text; conditions packed)."""
+    if name == "conditions":
+        return pack(dumps(value))
+    return dumps(value) if name in JSON_FIELDS else value
 
 # ---- write primitives (inside a unit) -------------------------------------------------
 
@@ -49,7 +57,7 @@ def save(tx: Tx, resource: Resource, **fields: Any) -> Resource:
     if not fields:
         return resource
     assignments = ", ".join(f"{name} = ?" for name in fields)
-    values = [dumps(v) if name in JSON_FIELDS else v for name, v in fields.items()]
+    values = [_stored(name, v) for name, v in fields.items()]
     tx.execute(f"UPDATE resources SET {assignments} WHERE id = ?", (*values, resource.id))
     updated = dataclasses.replace(resource, **fields)
     tx.rows[resource.id] = updated
@@ -61,7 +69,7 @@ def save(tx: Tx, resource: Resource, **fields: Any) -> Resource:
 def insert(tx: Tx, new: Resource) -> Resource:
     """Insert a new resource row (its id is assigned here); a taken name is a Conflict."""
     columns = [f.name for f in dataclasses.fields(Resource) if f.name != "id"]
-    values = [dumps(getattr(new, c)) if c in JSON_FIELDS else getattr(new, c) for c in columns]
+    values = [_stored(c, getattr(new, c)) for c in columns]
     try:
         cur = tx.execute(f"INSERT INTO resources ({', '.join(columns)})"
                          f" VALUES ({', '.join('?' * len(columns))})", values)
@@ -189,13 +197,14 @@ REST_COLUMNS = ("id, name, resource_type_name, resource_type_version, action_plu
                 " status_message, generation, observed_generation, finalizers, conditions,"
                 " created_at, updated_at, last_reconcile_time, spec, plugin_config, metadata,"
                 " outputs, retry_count, next_reconcile_time, deleted_at")
+_CONDITIONS = 10  # the position of conditions in REST_COLUMNS
 
 
 async def page_rows(db: Database, *, status: str | None, type_name: str | None,
                     version: str | None, limit: int, offset: int, after_id: int | None,
-                    allowed: list[tuple[str, str]] | None = None) -> list[sqlite3.Row]:
+                    allowed: list[tuple[str, str]] | None = None) -> list[tuple[Any, ...]]:
     """One page of resources in id order, as raw rows of REST_COLUMNS (JSON columns still
-    text), after `after_id` (keyset) or skipping `offset`.
+    text, conditions unpacked), after `after_id` (keyset) or skipping `offset`.
 
     The page's ids are chosen first from an index that holds the filter's columns and the
     id in id order (a deep offset steps over index entries, not over rows), then only that
@@ -215,9 +224,11 @@ async def page_rows(db: Database, *, status: str | None, type_name: str | None,
         (*params, limit, offset if after_id is None else 0))]
     if not ids:
         return []
-    return await db.fetchall(
+    rows = await db.fetchall(
         f"SELECT {REST_COLUMNS} FROM resources WHERE id IN ({', '.join('?' * len(ids))})"
         " ORDER BY id", ids)
+    return [(*row[:_CONDITIONS], unpack(row[_CONDITIONS]), *row[_CONDITIONS + 1:])
+            for row in rows]
 
 
 def _order_index(*, status: str | None, type_name: str | None, version: str | None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from no8sd import jsoncodec
+from no8sd.store.packing import unpack
 
 
 def dumps(value: Any) -> str:
@@ -71,6 +72,7 @@ class Resource:
     def from_row(cls, row: sqlite3.Row) -> Resource:
         """Decode a `SELECT *` row of resources."""
         values = dict(row)
+        values["conditions"] = unpack(values["conditions"])  # stored packed (packing.py)
         for column in cls.JSON_COLUMNS:
             values[column] = jsoncodec.loads(values[column])
         return cls(**values)
@@ -139,14 +141,14 @@ class Event:
     resource_id: int
     resource_type_name: str
     resource_type_version: str
-    data: str  # the JSON payload, serialised once
+    data: str  # the JSON payload, serialised once (stored packed: packing.py)
     ts: float
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Event:
         """Decode a row of `events`."""
         return cls(row["id"], row["event_type"], row["resource_id"], row["resource_type_name"],
-                   row["resource_type_version"], row["data"], row["ts"])
+                   row["resource_type_version"], unpack(row["data"]), row["ts"])
 
 
 @dataclass(frozen=True, slots=True)

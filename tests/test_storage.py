@@ -1,0 +1,91 @@
+"""How the database file stores what the API serves: compactly, and readable across versions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from conftest import create_widget, create_widget_type, get_json, wait_ready
+from no8sd_testplugins.widgets import WidgetReconciler
+
+from no8sd.api import keys
+
+
+async def test_conditions_and_events_are_stored_packed_and_older_text_rows_still_read(
+        make_client, tmp_path):
+    client = await make_client(WidgetReconciler())
+    await create_widget_type(client)
+    made = await create_widget(client, "w", {"size": 1})
+    ready = await wait_ready(client, made["id"])
+    core = client.server.app[keys.CORE]
+    logged = [event.data for event in await core.events_after(0, limit=100)]
+    assert {json.loads(text)["event_type"] for text in logged} >= {"CREATED", "RECONCILED"}
+
+    # On disk, the repeated words are gone: a fraction of the JSON they stand for.
+    (stored,) = await core.db.fetchone("SELECT conditions FROM resources WHERE id = ?",
+                                       (made["id"],))
+    conditions_text = json.dumps(ready["conditions"], separators=(",", ":"))
+    assert isinstance(stored, bytes) and len(stored) * 4 < len(conditions_text)
+    for (data,), text in zip(await core.db.fetchall("SELECT data FROM events ORDER BY id"),
+                             logged, strict=True):
+        assert isinstance(data, bytes) and len(data) * 3 < len(text.encode())
+    await client.close()
+
+    # A file written before this format held both as JSON text: it is served the same.
+    path = tmp_path / "test.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE resources SET conditions = ?", (conditions_text,))
+        for (event_id,), text in zip(conn.execute("SELECT id FROM events ORDER BY id")
+                                     .fetchall(), logged, strict=True):
+            conn.execute("UPDATE events SET data = ? WHERE id = ?", (text, event_id))
+    conn.close()
+    again = await make_client(WidgetReconciler())
+    assert await get_json(again, f"/api/v1/resources/{made['id']}") == ready
+    assert await get_json(again, "/api/v1/resources") == [ready]
+    replayed = await again.server.app[keys.CORE].events_after(0, limit=100)
+    assert [event.data for event in replayed] == logged
+
+
+async def test_free_pages_go_back_to_the_file_system(tmp_path):
+    from no8sd.store.db import Database, reclaim_unit
+
+    path = tmp_path / "store.db"
+    db = Database(path)
+    await db.open()
+
+    def fill(tx):
+        for i in range(40):
+            tx.execute("INSERT INTO events (ts, event_type, resource_id, resource_type_name,"
+                       " resource_type_version, data) VALUES (0, 'X', ?, 'T', 'v1', ?)",
+                       (i, "x" * 100_000))
+
+    await db.write(fill)
+    await db.write(lambda tx: tx.execute("DELETE FROM events"))
+    (free,) = await db.fetchone("PRAGMA freelist_count")
+    assert free > 500  # the deleted payloads' pages are free but still in the file
+    while await db.write(reclaim_unit, 0):
+        pass
+    assert (await db.fetchone("PRAGMA freelist_count"))[0] == 0
+    await db.close()
+    with sqlite3.connect(path) as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    assert pages < free  # the file is smaller than the space that was freed
+
+
+async def test_a_file_from_before_incremental_vacuum_is_rebuilt_once(make_client, tmp_path):
+    client = await make_client(WidgetReconciler())
+    await create_widget_type(client)
+    made = await create_widget(client, "w", {"size": 1})
+    ready = await wait_ready(client, made["id"])
+    await client.close()
+    path = tmp_path / "test.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA auto_vacuum = 0")
+    conn.execute("VACUUM")
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
+    conn.close()
+    again = await make_client(WidgetReconciler())
+    assert await get_json(again, f"/api/v1/resources/{made['id']}") == ready
+    (mode,) = await again.server.app[keys.CORE].db.fetchone("PRAGMA auto_vacuum")
+    assert mode == 2  # incremental
