@@ -9,6 +9,10 @@ updated when it differs, left alone otherwise, so running the import again chang
 nothing. An object the server refuses is reported with its line; the others go on, and
 the command exits 1.
 
+Resources are written a batch at a time on a few connections at once (`--jobs`), which
+lets the daemon commit what arrives together in one transaction; results are still
+taken in file order, and no more of the file is read than the batches in flight.
+
 Two ways to write, chosen by asking the server (`--via auto`):
 
 - `apply`, where the server has POST /api/v1/apply (no8sd): the objects go in batches of
@@ -30,8 +34,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import threading
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
@@ -45,6 +52,11 @@ from no8sd.cli.transfer import RESOURCE, RESOURCE_TYPE, Line
 
 BATCH: Final = 100  # objects per apply request
 BATCH_BYTES: Final = 768 * 1024  # below the daemon's 1 MiB body limit
+# Batches of resources in flight at once: the daemon's single writer commits the writes
+# that arrive together in one transaction (the finalizer and output requests above all,
+# one commit each otherwise). Measured on a busy 2-core machine: 5,000 resources in 10 s
+# instead of 13 s with one; the daemon's own CPU is the limit beyond that.
+JOBS: Final = 4
 CREATED, UPDATED, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed"
 
 
@@ -54,8 +66,10 @@ CREATED, UPDATED, UNCHANGED, FAILED = "created", "updated", "unchanged", "failed
               show_default=True,
               help="How to write: server-side apply (no8sd), the plain upstream routes (any "
                    "server speaking the no8s-operator API), or whichever the server has.")
+@click.option("--jobs", type=click.IntRange(1, 16), default=JOBS, show_default=True,
+              help="Batches written at once (each on its own connection).")
 @session.connection_options
-def import_command(source: str, via: str) -> None:
+def import_command(source: str, via: str, jobs: int) -> None:
     """Load an export (`no8sd export`) into a server; running it again changes nothing.
 
     Resource types and resources are created when missing, updated when they differ and
@@ -76,8 +90,8 @@ def import_command(source: str, via: str) -> None:
         conn = session.connect()
         if via == "auto":
             via = "apply" if _has_apply(conn) else "rest"
-        writer: Writer = ApplyWriter(conn) if via == "apply" else RestWriter(conn)
-        run = Run(name, writer, census.objects, progress_line("Importing", "objects"))
+        writer: Writer = (ApplyWriter if via == "apply" else RestWriter)(conn)
+        run = Run(name, writer, census.objects, progress_line("Importing", "objects"), jobs)
         try:
             run.everything(stream)
         except ClientError:
@@ -169,6 +183,7 @@ class Run:
     writer: Writer
     total: int
     report: Progress | None
+    jobs: int = 1
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys((CREATED, UPDATED, UNCHANGED, FAILED), 0))
     failures: list[str] = field(default_factory=list)
@@ -183,9 +198,13 @@ class Run:
                 types[line.number] = self._settle(line, result, count=False)
                 if line.body.get("status") not in (None, "active"):
                     deprecations.append(line)
-        for batch in self._batches(stream, RESOURCE):
-            for line, result in zip(batch, self.writer.write(batch), strict=True):
-                self._settle(line, result)
+            self._advance(len(batch))
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="import") as pool:
+            for batch, results in _in_order(pool, self.writer.write,
+                                            self._batches(stream, RESOURCE), self.jobs):
+                for line, result in zip(batch, results, strict=True):
+                    self._settle(line, result)
+                self._advance(len(batch))
         for batch in _chunks(iter(deprecations)):
             for line, result in zip(batch, self.writer.write(batch), strict=True):
                 earlier = types[line.number]
@@ -199,16 +218,17 @@ class Run:
             self.report(0, 0)
 
     def _batches(self, stream: IO[str], kind: str) -> Iterator[list[Line]]:
-        """The lines of one kind, in batches; progress moves as each batch is done."""
+        """The lines of one kind, in batches."""
         stream.seek(0)
         wanted = (found for number, text in transfer.lines(stream)
                   if isinstance(found := transfer.parse(number, text), Line)
                   and found.kind == kind)
-        for batch in _chunks(wanted):
-            yield batch
-            self.done += len(batch)
-            if self.report is not None:
-                self.report(self.done, self.total)
+        yield from _chunks(wanted)
+
+    def _advance(self, written: int) -> None:
+        self.done += written
+        if self.report is not None:
+            self.report(self.done, self.total)
 
     def _settle(self, line: Line, result: Result | Exception, *, count: bool = True
                 ) -> Result | None:
@@ -257,6 +277,22 @@ def _chunks(lines: Iterator[Line]) -> Iterator[list[Line]]:
         yield batch
 
 
+def _in_order(pool: ThreadPoolExecutor, work: Callable[[list[Line]], list[Result | Exception]],
+              batches: Iterator[list[Line]], jobs: int
+              ) -> Iterator[tuple[list[Line], list[Result | Exception]]]:
+    """(batch, results) for each batch, in file order, with up to `jobs` batches being
+    written at once (and no more read ahead: memory stays bounded)."""
+    waiting: deque[tuple[list[Line], Future[list[Result | Exception]]]] = deque()
+    for batch in batches:
+        waiting.append((batch, pool.submit(work, batch)))
+        if len(waiting) >= jobs:
+            first, future = waiting.popleft()
+            yield first, future.result()
+    while waiting:
+        first, future = waiting.popleft()
+        yield first, future.result()
+
+
 # ---- writing through server-side apply -----------------------------------------------
 
 
@@ -264,10 +300,29 @@ class Writer:
     """Writes objects to a server; notes what the server could not take."""
 
     def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+        self.first = conn
         self.no_outputs = 0  # resources whose outputs the server had no route for
         self.unseen = 0  # existing resources the server would not show to compare
         self.takes_outputs = True
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    @property
+    def conn(self) -> Connection:
+        """This thread's connection (batches are written on several at once)."""
+        if threading.current_thread() is threading.main_thread():
+            return self.first
+        found: Connection | None = getattr(self._local, "conn", None)
+        if found is None:
+            first = self.first
+            found = Connection(first.server, first.token, timeout=first.timeout)
+            self._local.conn = found
+        return found
+
+    def count(self, what: str) -> None:
+        """Note one more resource the server could not take fully ("no_outputs"/"unseen")."""
+        with self._lock:
+            setattr(self, what, getattr(self, what) + 1)
 
     def write(self, batch: list[Line]) -> list[Result | Exception]:
         """Write a batch of one kind; one result (or the refusal) per object, in order."""
@@ -299,7 +354,7 @@ class Writer:
             if differing:
                 wrote = self._put_outputs(resource_id, differing) or wrote
         elif outputs:
-            self.no_outputs += 1
+            self.count("no_outputs")
         return wrote
 
     def _put_outputs(self, resource_id: int, outputs: dict[str, Any]) -> bool:
@@ -308,8 +363,8 @@ class Writer:
                               {"outputs": outputs})
         except ApiError as exc:
             if exc.status == 405 or (exc.status == 404 and exc.detail == "Not Found"):
-                self.takes_outputs = False  # a server without the route: say so once, at the end
-                self.no_outputs += 1
+                self.takes_outputs = False  # a server without the route: said at the end
+                self.count("no_outputs")
                 return False
             raise Refused(_detail(exc)) from None
         return True
@@ -407,7 +462,7 @@ class RestWriter(Writer):
         elif current.get("deleted_at") is not None or current.get("status") == "deleting":
             raise Refused("it is being deleted on the server; import it again once it is gone")
         elif "spec" not in current:
-            self.unseen += 1
+            self.count("unseen")
         else:
             changed = _changes(current, body, ("spec", "plugin_config", "metadata"))
             if changed:
