@@ -360,7 +360,7 @@ def test_a_malformed_line_stops_the_import_before_anything_is_written(
     text = source.file_export.read_text().splitlines()[number - 1]
     broken = rewrite(source.file_export, tmp_path / "broken.jsonl", number, text[:-12])
     result = no8sd(tmp_path, "import", str(broken), "--server", b.url)
-    assert result.returncode == 1 and result.stdout == ""
+    assert result.returncode == 2 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"no8sd: error: {broken}:{number}: not valid JSON")
@@ -376,7 +376,7 @@ def test_a_malformed_line_stops_the_import_before_anything_is_written(
         "kind": "Resource", "name": "gizmo", "resource_type_name": "Gadget",
         "resource_type_version": "v1", "spec": {}, "colour": "red"}))
     result = no8sd(tmp_path, "import", str(bad), "--server", b.url)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"{bad}:{first}: not a JSON object" in result.stderr
     assert f"{bad}:{number}: not valid JSON" in result.stderr
     assert f"{bad}:{gizmo}: unknown field 'colour'" in result.stderr
@@ -388,7 +388,7 @@ def test_a_malformed_line_stops_the_import_before_anything_is_written(
     doubled.write_text(source.file_export.read_text() + text + "\n")
     last = len(doubled.read_text().splitlines())
     result = no8sd(tmp_path, "import", str(doubled), "--server", b.url)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert f"{doubled}:{last}: widget/tagged is already on line {number}" in result.stderr
     assert last_event_id(b_db) == 0
 

@@ -75,8 +75,8 @@ def import_command(source: str, via: str, jobs: int) -> None:
     Resource types and resources are created when missing, updated when they differ and
     left alone otherwise; missing finalizers are added and outputs that differ are
     merged in. The whole file is checked first: a malformed line stops the import with
-    its line number before anything is written. Prints how many objects were created,
-    updated, unchanged and failed; exits 1 if any failed.
+    its line number before anything is written (exit code 2). Prints how many objects
+    were created, updated, unchanged and failed; exits 1 if any failed.
 
     \b
     Examples:
@@ -147,11 +147,12 @@ def _refuse(name: str, problems: list[tuple[int, str]]) -> None:
         return
     if len(problems) == 1:
         number, problem = problems[0]
-        raise ClientError(f"{name}:{number}: {problem}; nothing was imported")
+        raise ClientError(f"{name}:{number}: {problem}; nothing was imported", EXIT_USAGE)
     for number, problem in problems:
         click.echo(f"no8sd: error: {name}:{number}: {problem}", err=True)
     more = " (or more)" if len(problems) >= transfer.MAX_PROBLEMS else ""
-    raise ClientError(f"{name}: {len(problems)}{more} malformed lines; nothing was imported")
+    raise ClientError(f"{name}: {len(problems)}{more} malformed lines; nothing was imported",
+                      EXIT_USAGE)
 
 
 def _has_apply(conn: Connection) -> bool:
