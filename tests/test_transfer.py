@@ -42,9 +42,10 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def no8sd(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+def no8sd(home: Path, *args: str, stdin: str | None = None,
+          **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*no8sd_command(), *args], capture_output=True, text=True,
-                          env=env_for(home, **extra), timeout=120)
+                          env=env_for(home, **extra), timeout=120, input=stdin)
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -309,8 +310,9 @@ async def test_import_makes_the_second_daemon_hold_the_same_and_twice_changes_no
 async def test_import_over_the_plain_routes_into_a_daemon(source, daemon_factory, tmp_path):
     b, b_db = target(daemon_factory, tmp_path)
     objects, _ = objects_in(source.file_export)
-    first = ok(no8sd(tmp_path, "import", "--via", "rest", str(source.file_export),
-                     NO8SD_SERVER=b.url))
+    first = ok(no8sd(tmp_path, "import", "--via", "rest", "-", NO8SD_SERVER=b.url,
+                     stdin=source.file_export.read_text()))
+    assert first.stdout.startswith("Imported <stdin> into ")
     assert counts(first.stdout)["created"] == objects
     assert state(b.url) == state(source.url)
     await settled(b.url)
@@ -367,6 +369,11 @@ def test_a_malformed_line_stops_the_import_before_anything_is_written(
     assert lines[0].endswith("nothing was imported")
     assert state(b.url) == {"types": {}, "resources": {}}
     assert last_event_id(b_db) == 0
+
+    # The same from standard input.
+    result = no8sd(tmp_path, "import", "-", "--server", b.url, stdin=broken.read_text())
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"no8sd: error: <stdin>:{number}: not valid JSON")
 
     # Several problems: each named with its line, still nothing written.
     first = line_of(source.file_export, lambda o: o.get("name") == "plain")

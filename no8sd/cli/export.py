@@ -88,9 +88,15 @@ def export_command(ctx: click.Context, output: str, history: bool, db: Path | No
             tally = _from_server(conn, stream, history, report)
     where = "standard output" if output == "-" else output
     left_out = f"; {tally.deleting} being deleted left out" if tally.deleting else ""
-    with_history = f" and {tally.history} history entries" if history else ""
-    click.echo(f"Exported {tally.types} resource types, {tally.resources} resources"
-               f"{with_history} from {source} to {where}{left_out}", err=True)
+    with_history = f" and {_count(tally.history, 'history entry', 'history entries')}" \
+        if history else ""
+    click.echo(f"Exported {_count(tally.types, 'resource type')}, "
+               f"{_count(tally.resources, 'resource')}{with_history} from {source} to "
+               f"{where}{left_out}", err=True)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 def _top_level_db(ctx: click.Context) -> Path | None:
