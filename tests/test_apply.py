@@ -57,6 +57,22 @@ async def test_apply_creates_then_leaves_alone_and_writes_nothing(make_client):
     assert await get_json(client, f"/api/v1/resources/{a['id']}") == before
 
 
+async def test_a_resource_named_twice_in_one_apply_is_applied_in_order(make_client):
+    client = await make_client(WidgetReconciler())
+    # Many resources at once (they are written concurrently), one of them three times.
+    manifests = [TYPE, widget("twice", spec={"size": 1}),
+                 *[widget(f"w{i}", spec={"size": i + 1}) for i in range(40)],
+                 widget("twice", spec={"size": 2}), widget("twice", spec={"size": 3})]
+    answer = await apply(client, manifests)
+    assert results(answer)[:2] == ["created", "created"]
+    assert results(answer)[-2:] == ["configured", "configured"]
+    assert [r["record"]["spec"] for r in answer["results"][-2:]] == [{"size": 2}, {"size": 3}]
+    stored = await get_json(client, "/api/v1/resources/by-name/Widget/v1/twice")
+    assert stored["spec"] == {"size": 3}
+    for i, result in enumerate(answer["results"][2:-2]):
+        assert result["result"] == "created" and result["record"]["spec"] == {"size": i + 1}
+
+
 async def test_changes_are_configured_with_their_diff(make_client):
     client = await make_client(WidgetReconciler())
     await apply(client, [TYPE, widget("a", metadata={"team": "x"})])

@@ -45,6 +45,8 @@ COMMANDS = {
     "completion": "no8sd.cli.completion:completion_command",
     "backup": "no8sd.cli.ops:backup_command",
     "restore": "no8sd.cli.ops:restore_command",
+    "export": "no8sd.cli.export:export_command",
+    "import": "no8sd.cli.importing:import_command",
 }
 
 

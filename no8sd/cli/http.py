@@ -122,6 +122,11 @@ class Connection:
     def request(self, method: str, path: str, body: Any = None, *,
                 query: dict[str, Any] | None = None) -> Any:
         """Send one request; return the decoded JSON answer (None when empty)."""
+        return self.exchange(method, path, body, query=query)[0]
+
+    def exchange(self, method: str, path: str, body: Any = None, *,
+                 query: dict[str, Any] | None = None) -> tuple[Any, http.client.HTTPMessage]:
+        """Send one request; return the decoded JSON answer and the answer's headers."""
         target = self.url(path, query)
         headers = self._headers("application/json")
         payload = None
@@ -151,9 +156,9 @@ class Connection:
         if response.status >= 400:
             raise ApiError(response.status, _detail(data, response.reason))
         if not data:
-            return None
+            return None, response.headers
         try:
-            return json.loads(data)
+            return json.loads(data), response.headers
         except ValueError:
             raise ClientError(f"{self.server} did not answer JSON; is it no8sd?") from None
 

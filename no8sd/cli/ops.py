@@ -11,34 +11,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from no8sd.cli import Invocation
-
-
-def _progress(verb: str) -> Callable[[int, int], None] | None:
-    """A progress line on a terminal (at most ten updates a second); None elsewhere."""
-    if not sys.stderr.isatty():
-        return None
-    shown = 0.0
-
-    def report(done: int, total: int) -> None:
-        nonlocal shown
-        now = time.monotonic()
-        if done < total and now - shown < 0.1:
-            return
-        shown = now
-        percent = 100 * done // max(total, 1)
-        end = "\n" if done >= total else ""
-        click.echo(f"\r{verb}: {percent:3d}% ({done} of {total} pages)", err=True, nl=False)
-        if end:
-            click.echo("", err=True)
-
-    return report
+from no8sd.cli.progress import progress_line
 
 
 def _fail(message: str) -> NoReturn:
@@ -72,7 +51,7 @@ def backup_command(invocation: Invocation, dest: Path, force: bool) -> None:
     elif dest.exists() and not force:
         _fail(f"{dest} exists; use --force to replace it")
     try:
-        done = backup(settings.db_path, dest, progress=_progress("Backing up"))
+        done = backup(settings.db_path, dest, progress=progress_line("Backing up", "pages"))
     except OperationFailed as exc:
         _fail(str(exc))
     click.echo(f"Backed up {settings.db_path} to {done.path}: {_mib(done.size)}, "
@@ -97,7 +76,7 @@ def restore_command(invocation: Invocation, src: Path) -> None:
 
     settings = invocation.settings
     try:
-        done = restore(src, settings.db_path, progress=_progress("Restoring"))
+        done = restore(src, settings.db_path, progress=progress_line("Restoring", "pages"))
     except OperationFailed as exc:
         _fail(str(exc))
     click.echo(f"Restored {settings.db_path} from {src}: {_mib(done.size)}, "

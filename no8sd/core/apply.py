@@ -17,7 +17,8 @@ given field replaces the stored one wholesale. The read-only fields of a REST re
 (id, status, generation, ...) are ignored, so a record fetched with GET can be edited
 and applied again; any other unknown field is refused, so a typo is not silently lost.
 Types are applied before resources, so one apply can bring a type and its resources;
-results come back in manifest order.
+results come back in manifest order. The resources are applied concurrently (a resource
+named twice in one apply is applied in order), so the writes of one apply share commits.
 
 A dry run is the real write of each object, run and rolled back (Database.preview), and
 answers what would change with an RFC 6902 JSON Patch (`diff`) from the stored object to
@@ -28,6 +29,7 @@ store; it is checked against that type's schema and its reconciler instead.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import re
@@ -49,6 +51,9 @@ RESOURCE: Final = "Resource"
 KINDS: Final = (RESOURCE_TYPE, RESOURCE)
 CREATED, CONFIGURED, UNCHANGED, ERROR = "created", "configured", "unchanged", "error"
 MAX_MANIFESTS: Final = 1000
+# Resources of one apply in flight at once: enough to fill the writer's batches, few
+# enough not to flood an admission webhook.
+CONCURRENT: Final = 32
 
 # What each kind's manifest may set, with the JSON type each field takes ("?" = or null).
 _WRITABLE: Final = {
@@ -109,13 +114,33 @@ class Applier:
         parsed = [_parse(i, m) for i, m in enumerate(manifests)]
         outcomes: dict[int, Outcome] = {}
         previewed: dict[tuple[str, str], ResourceType] = {}
-        # Types first, so the resources of a type applied alongside find it.
-        for kind in KINDS:
-            for index, found in enumerate(parsed):
-                if isinstance(found, Outcome):
-                    outcomes[index] = found
-                elif found.kind == kind:
-                    outcomes[index] = await self._one(found, caller, dry_run, previewed)
+        # Types first, one at a time, so the resources of a type applied alongside find it.
+        waves: list[list[_Manifest]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for index, found in enumerate(parsed):
+            if isinstance(found, Outcome):
+                outcomes[index] = found
+            elif found.kind == RESOURCE_TYPE:
+                outcomes[index] = await self._one(found, caller, dry_run, previewed)
+            else:
+                # A resource named twice goes in a later wave: applied after the first.
+                wave = seen.get((found.type_name, found.name), 0)
+                seen[(found.type_name, found.name)] = wave + 1
+                if wave == len(waves):
+                    waves.append([])
+                waves[wave].append(found)
+        # Then the resources of a wave all at once: the single writer commits the writes
+        # waiting together in one transaction, instead of one commit (one wait for the
+        # disk) after another.
+        gate = asyncio.Semaphore(CONCURRENT)
+
+        async def one(m: _Manifest) -> Outcome:
+            async with gate:
+                return await self._one(m, caller, dry_run, previewed)
+
+        for manifests_of_wave in waves:
+            done = await asyncio.gather(*(one(m) for m in manifests_of_wave))
+            outcomes.update((outcome.index, outcome) for outcome in done)
         return [outcomes[i] for i in range(len(parsed))]
 
     async def _one(self, m: _Manifest, caller: Principal, dry_run: bool,
