@@ -236,3 +236,32 @@ async def test_second_daemon_on_the_same_file_is_refused(daemon_factory, tmp_pat
         assert status == 201, body
     assert first.stop() == 0
     assert _integrity(db) == "ok"
+
+
+async def test_a_large_file_is_checked_after_start_and_damage_makes_it_unready(
+        daemon_factory, tmp_path):
+    # Large files are not read whole before serving; the same check runs right after.
+    # (The size limit is lowered here so a small file stands in for a large one.)
+    from conftest import wait_for
+
+    from no8sd.store.db import Database
+
+    db = tmp_path / "corrupt.db"
+    await _database_with_rows(daemon_factory, db)
+    data = bytearray(db.read_bytes())
+    page = 4096
+    middle = (len(data) // page) // 2
+    for p in range(middle, middle + 4):
+        data[p * page + 8:(p + 1) * page] = os.urandom(page - 8)
+    db.write_bytes(bytes(data))
+    store = Database(db, check_at_open_bytes=0)
+    await store.open()
+    try:
+        await wait_for(lambda: _damage(store), timeout=20)
+        assert not await store.ping()
+    finally:
+        await store.close()
+
+
+async def _damage(store: Any) -> str | None:
+    return store.damage

@@ -217,6 +217,7 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None,
     return latest
 
 
+CHECK_AT_OPEN_BYTES: Final = 64 * 2**20  # larger files are checked after start (open)
 INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for incremental vacuum
 RECLAIM_PAGES: Final = 256  # pages returned per unit: about a millisecond of the writer
 RECLAIM_SLACK: Final = 1024  # free pages kept for coming inserts (4 MiB at 4 KiB pages)
@@ -251,7 +252,8 @@ class Database:
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                  readers: int = 2, shared: bool = False, cache_rows: int = 2048,
-                 checkpoint: str = "auto") -> None:
+                 checkpoint: str = "auto",
+                 check_at_open_bytes: int | None = None) -> None:
         self.path = str(path)
         self.synchronous = synchronous.upper()
         if checkpoint not in CHECKPOINT_MODES:
@@ -260,6 +262,13 @@ class Database:
         self.wal_limit = WAL_TRUNCATE_BYTES  # `checkpoint()` truncates a WAL larger than this
         self.shared = shared  # True: a short administrative session beside a daemon
         self._reader_count = readers
+        # Files up to this size are checked (PRAGMA quick_check) before anything is
+        # served; larger ones after, in the background, so start-up never reads them whole.
+        self._check_at_open_bytes = (CHECK_AT_OPEN_BYTES if check_at_open_bytes is None
+                                     else check_at_open_bytes)
+        self._check_later = False
+        self._checker: asyncio.Task[None] | None = None
+        self.damage: str | None = None  # what a background check found wrong, if anything
         self._lock_fd: int | None = None
         self._writer_conn: sqlite3.Connection | None = None
         self._pending: deque[_Unit] = deque()
@@ -317,6 +326,24 @@ class Database:
         self._wakeup = asyncio.Event()
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="no8sd-commit")
         self._writer = background.spawn(self._writer_loop(), name="no8sd-writer")
+        if self._check_later:
+            self._checker = background.spawn(self._check_in_background(),
+                                             name="no8sd-quick-check")
+
+    async def _check_in_background(self) -> None:
+        """The start-up check of a large file, on a connection of its own (it reads the
+        whole file): damage is logged and makes the store unready (ping)."""
+        async with aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
+            try:
+                async with conn.execute("PRAGMA quick_check") as cursor:
+                    row = await cursor.fetchone()
+                result = str(row[0]) if row is not None else "no answer"
+            except sqlite3.DatabaseError as exc:
+                result = str(exc)
+        if result != "ok":
+            self.damage = result
+            log.error("Database %s is damaged: %s. Stop no8sd and restore a backup "
+                      "(no8sd restore)", self.path, result)
 
     def _open_sync(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -338,9 +365,12 @@ class Database:
         try:
             self._writer_conn = _connect(self.path, synchronous=self.synchronous)
             if locked:
-                result = self._writer_conn.execute("PRAGMA quick_check").fetchone()[0]
-                if result != "ok":
-                    raise StartupError(f"database {self.path} is damaged: {result}")
+                if os.path.getsize(self.path) <= self._check_at_open_bytes:
+                    result = self._writer_conn.execute("PRAGMA quick_check").fetchone()[0]
+                    if result != "ok":
+                        raise StartupError(f"database {self.path} is damaged: {result}")
+                else:
+                    self._check_later = True
                 migrate(self._writer_conn, path=self.path, on_step=self._on_migration)
                 if self.checkpoint_mode == "external":
                     # Checkpoints are left to the replication tool: SQLite's automatic
@@ -372,6 +402,9 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self._checker is not None:
+            await background.stop([self._checker])
+            self._checker = None
         if self._writer is not None:
             self._closing = True
             assert self._wakeup is not None
@@ -676,7 +709,8 @@ class Database:
         """Answer whether the store can serve a read."""
         try:
             await self.fetchone("SELECT 1")
-            return not self._closing and self._writer is not None and not self._writer.done()
+            return (not self._closing and self.damage is None and self._writer is not None
+                    and not self._writer.done())
         except Exception:
             return False
 
