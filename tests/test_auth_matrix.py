@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,8 @@ class World:
     async def new_widget(self) -> dict[str, Any]:
         return await self.admin_json("POST", "/api/v1/resources", {
             "name": f"w-{self.n()}", "resource_type_name": "Widget",
-            "resource_type_version": "v1", "spec": {"size": 1}})
+            "resource_type_version": "v1", "spec": {"size": 1},
+            "plugin_config": {"token": SECRET}, "metadata": {"note": SECRET}})
 
     async def new_role(self, permissions: list[Any] | None = None) -> dict[str, Any]:
         return await self.admin_json("POST", "/api/v1/custom-roles", {
@@ -301,6 +303,32 @@ MATRIX: dict[tuple[str, str], Entry] = {
 
 # Callers with a valid token, and what each may do.
 CALLERS = ("admin", "CREATE", "READ", "UPDATE", "DELETE", "wildcard", "system", "norole")
+READERS = ("admin", "READ", "wildcard")  # who may read Widget resources
+# In every widget's plugin_config and metadata: a reply to a caller who may not read
+# widgets must never carry it, whatever the route.
+SECRET = "matrix-secret-7f3a"
+MINIMAL = {"id", "name", "resource_type_name", "resource_type_version", "generation", "status"}
+
+
+def leaks(data: Any) -> list[str]:
+    """What in a reply goes beyond the minimal view of a resource."""
+    found = []
+    if SECRET in json.dumps(data):
+        found.append("the secret")
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("resource_type_name") == "Widget" and "name" in value \
+                    and not set(value) <= MINIMAL:
+                found.append(f"fields {sorted(set(value) - MINIMAL)}")
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(data)
+    return found
 
 
 def allowed(caller: str, rule: str | tuple[str, str]) -> bool:
@@ -387,6 +415,9 @@ async def test_permission_matrix(make_client):
             if allowed(caller, entry.rule):
                 if status != entry.ok:
                     failures.append((route.method, route.path, caller, status, data))
+                elif caller not in READERS and leaks(data):
+                    failures.append((route.method, route.path, caller, "leaks",
+                                     leaks(data), data))
             else:
                 detail = "Admin role required" if entry.rule == ADMIN_ONLY else \
                     "Insufficient permissions"
