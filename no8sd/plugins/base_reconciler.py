@@ -34,9 +34,12 @@ class BaseReconciler(ReconcilerPlugin):
 
     async def start(self, ctx: ReconcilerContext) -> None:
         """Run the claim → reconcile → record loop until shutdown."""
-        freed = asyncio.Event()  # rung when a running reconcile finishes
+        freed = asyncio.Event()  # rung when a slot frees up
+        # Resources handed to this loop and not yet recorded: never claimed twice. A slot
+        # frees as soon as reconcile() returns, so the next claim and the previous
+        # outcome's record go to the database together instead of one after the other.
         running: dict[int, asyncio.Task[None]] = {}
-        limit = max(1, int(self.max_concurrent_reconciles))
+        slots = _Slots(max(1, int(self.max_concurrent_reconciles)), freed)
         cycle = 0
 
         def finished(_task: asyncio.Task[None], *, rid: int) -> None:
@@ -48,7 +51,7 @@ class BaseReconciler(ReconcilerPlugin):
                 while not ctx.shutdown_event.is_set():
                     doorbell.clear()
                     freed.clear()
-                    free = limit - len(running)
+                    free = slots.free
                     if free <= 0:
                         # Every slot is busy: nothing can be claimed until one frees up.
                         await _wait_any(ctx.shutdown_event, freed, timeout=None)
@@ -66,7 +69,8 @@ class BaseReconciler(ReconcilerPlugin):
                         continue
                     for resource in claimed:
                         rid = resource["id"]
-                        task = asyncio.create_task(self._run_one(resource, ctx),
+                        slots.take()
+                        task = asyncio.create_task(self._run_one(resource, ctx, slots),
                                                    name=f"reconcile:{self.name}:{rid}")
                         running[rid] = task
                         task.add_done_callback(functools.partial(finished, rid=rid))
@@ -93,7 +97,7 @@ class BaseReconciler(ReconcilerPlugin):
             return self.reconcile_interval
         return min(max(due_in, 0.0) + 0.001, self.reconcile_interval)
 
-    async def _run_one(self, resource: Any, ctx: ReconcilerContext) -> None:
+    async def _run_one(self, resource: Any, ctx: ReconcilerContext, slots: _Slots) -> None:
         timeout = self.reconcile_timeout or ctx.reconcile_timeout
         started = time.monotonic()
         errored = False
@@ -114,6 +118,8 @@ class BaseReconciler(ReconcilerPlugin):
                           resource["id"], resource["name"])
             result = ReconcileResult(False, f"{type(exc).__name__}: {exc}")
             errored = True
+        finally:
+            slots.give_back()
         try:
             await ctx.finish_reconcile(resource, result,
                                        duration_seconds=time.monotonic() - started,
@@ -121,6 +127,21 @@ class BaseReconciler(ReconcilerPlugin):
         except Exception:
             log.exception("Reconciler '%s' could not record resource %s", self.name,
                           resource["id"])
+
+
+class _Slots:
+    """How many reconciles may start now: one slot per running reconcile() call."""
+
+    def __init__(self, limit: int, freed: asyncio.Event) -> None:
+        self.free = limit
+        self._freed = freed
+
+    def take(self) -> None:
+        self.free -= 1
+
+    def give_back(self) -> None:
+        self.free += 1
+        self._freed.set()
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:
