@@ -89,3 +89,29 @@ async def test_a_file_from_before_incremental_vacuum_is_rebuilt_once(make_client
     assert await get_json(again, f"/api/v1/resources/{made['id']}") == ready
     (mode,) = await again.server.app[keys.CORE].db.fetchone("PRAGMA auto_vacuum")
     assert mode == 2  # incremental
+
+
+def test_the_row_cache_is_bounded_by_bytes_not_by_rows():
+    # Many small rows fit where few large ones do: memory stays bounded whatever the
+    # size of the specs people store.
+    from no8sd.store.cache import Cache
+    from no8sd.store.rows import Resource
+
+    def row(i: int, spec_bytes: int) -> Resource:
+        return Resource(id=i, name=f"r{i}", resource_type_id=1, resource_type_name="T",
+                        resource_type_version="v1", spec={"blob": "x" * spec_bytes},
+                        spec_hash="", created_at=0.0, updated_at=0.0)
+
+    def kept(spec_bytes: int) -> int:
+        cache = Cache(row_bytes=1_000_000)
+        for i in range(1, 2001):
+            cache.finish_fill(i, cache.begin_fill(i), row(i, spec_bytes))
+        return sum(cache.resource(i) is not None for i in range(1, 2001))
+
+    small, large = kept(100), kept(50_000)
+    assert large >= 1 and large * 50 < small
+    # The most recently used rows are the ones kept.
+    cache = Cache(row_bytes=1_000_000)
+    for i in range(1, 101):
+        cache.finish_fill(i, cache.begin_fill(i), row(i, 50_000))
+    assert cache.resource(100) is not None and cache.resource(1) is None

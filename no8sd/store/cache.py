@@ -16,16 +16,35 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from no8sd import jsoncodec
 from no8sd.store.rows import Resource
 
 T = TypeVar("T")
+
+ROW_BYTES = 8 * 2**20  # what the cached rows may hold, by the estimate below
+# A decoded row in memory: a fixed part (the record, its short strings, its conditions),
+# plus its JSON values at several times their text size (dicts and strings of Python
+# objects); measured on rows with 200-byte specs, the estimate errs on the large side.
+_ROW_BASE = 2048
+_JSON_FACTOR = 4
+
+
+def _weigh(row: Resource) -> int:
+    """The estimated memory of a decoded row, so the cache is bounded by bytes whatever the
+    size of the specs (a count of rows would let large specs take any amount)."""
+    text = 0
+    for value in (row.spec, row.plugin_config, row.metadata, row.outputs):
+        text += len(jsoncodec.dumps(value)) if value else 2
+    return _ROW_BASE + _JSON_FACTOR * text
 
 
 class Cache:
     """The store's caches; callers must treat what they get as read-only."""
 
-    def __init__(self, resource_rows: int = 2048) -> None:
-        self._size = resource_rows
+    def __init__(self, row_bytes: int = ROW_BYTES) -> None:
+        self._budget = row_bytes
+        self._bytes = 0  # the estimated size of the rows held and what was derived from them
+        self._weights: dict[int, int] = {}
         self._rows: OrderedDict[int, Resource] = OrderedDict()
         self._filling: dict[int, object] = {}
         self._derived: dict[int, dict[str, Any]] = {}
@@ -52,12 +71,24 @@ class Cache:
         if self._filling.get(resource_id) is not token:
             return
         del self._filling[resource_id]
-        if row is None or self._size <= 0:
+        if row is None or self._budget <= 0:
             return
+        self._put(resource_id, row)
+
+    def _put(self, resource_id: int, row: Resource) -> None:
+        self._drop(resource_id)
+        weight = _weigh(row)
         self._rows[resource_id] = row
-        if len(self._rows) > self._size:
-            evicted, _ = self._rows.popitem(last=False)
-            self._derived.pop(evicted, None)
+        self._weights[resource_id] = weight
+        self._bytes += weight
+        while self._bytes > self._budget and len(self._rows) > 1:
+            evicted = next(iter(self._rows))
+            self._drop(evicted)
+
+    def _drop(self, resource_id: int) -> None:
+        self._rows.pop(resource_id, None)
+        self._derived.pop(resource_id, None)
+        self._bytes -= self._weights.pop(resource_id, 0)
 
     def memo(self, row: Resource, name: str, compute: Callable[[Resource], T]) -> T:
         """Return `compute(row)`, remembered with the cached row until it changes (e.g. the
@@ -66,18 +97,19 @@ class Cache:
             return compute(row)
         slot = self._derived.setdefault(row.id, {})
         if name not in slot:
-            slot[name] = compute(row)
+            value = slot[name] = compute(row)
+            if isinstance(value, str | bytes):  # serialised bodies count at their size
+                self._weights[row.id] = self._weights.get(row.id, 0) + len(value)
+                self._bytes += len(value)
         return slot[name]  # type: ignore[no-any-return]
 
     def store(self, rows: dict[int, Resource]) -> None:
         """Keep rows a commit has just written (they are the committed state); only those
         already cached or recently used are worth the room, so others are not added."""
         for resource_id, row in rows.items():
-            if resource_id in self._rows or len(self._rows) < self._size:
+            if resource_id in self._rows or (self._bytes < self._budget and self._budget > 0):
                 self._filling.pop(resource_id, None)
-                self._derived.pop(resource_id, None)
-                self._rows[resource_id] = row
-                self._rows.move_to_end(resource_id)
+                self._put(resource_id, row)
 
     # ---- whole small tables -------------------------------------------------------------
 
@@ -97,9 +129,8 @@ class Cache:
     def committed(self, resource_ids: Iterable[int], tables: Iterable[str]) -> None:
         """Forget what one committed transaction changed; cancel reads of it in flight."""
         for resource_id in resource_ids:
-            self._rows.pop(resource_id, None)
+            self._drop(resource_id)
             self._filling.pop(resource_id, None)
-            self._derived.pop(resource_id, None)
         for name in tables:
             self._versions[name] = self._versions.get(name, 0) + 1
             self._tables.pop(name, None)
@@ -109,6 +140,8 @@ class Cache:
         self._rows.clear()
         self._filling.clear()
         self._derived.clear()
+        self._weights.clear()
+        self._bytes = 0
         for name in list(self._tables) + list(self._versions):
             self._versions[name] = self._versions.get(name, 0) + 1
         self._tables.clear()

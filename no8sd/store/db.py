@@ -56,7 +56,7 @@ import aiosqlite
 from no8sd import background
 from no8sd.errors import StartupError, Unavailable
 from no8sd.store import snapshot
-from no8sd.store.cache import Cache
+from no8sd.store.cache import ROW_BYTES, Cache
 from no8sd.store.rows import Event, Resource
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class Database:
     """Owns the database file: lock, single writer, reader pool, caches."""
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
-                 readers: int = 2, shared: bool = False, cache_rows: int = 2048,
+                 readers: int = 2, shared: bool = False, cache_bytes: int = ROW_BYTES,
                  checkpoint: str = "auto",
                  check_at_open_bytes: int | None = None) -> None:
         self.path = str(path)
@@ -286,7 +286,7 @@ class Database:
         self._on_migration: MigrationStep | None = None
         self._on_batch: CommitObserver | None = None
         self._checkpoints: list[asyncio.Future[bool]] = []  # callers of checkpoint()
-        self.cache = Cache(cache_rows)
+        self.cache = Cache(cache_bytes)
 
     def on_commit(self, callback: Callable[[list[Event], set[str]], None]) -> None:
         """Call `callback(events, wake_types)` on the event loop after every commit."""
