@@ -206,9 +206,9 @@ async def page_rows(db: Database, *, status: str | None, type_name: str | None,
     """One page of resources in id order, as raw rows of REST_COLUMNS (JSON columns still
     text, conditions unpacked), after `after_id` (keyset) or skipping `offset`.
 
-    The page's ids are chosen first from an index that holds the filter's columns and the
-    id in id order (a deep offset steps over index entries, not over rows), then only that
-    page's rows are read.
+    The page's ids are chosen from an index that holds the filter's columns and the id in
+    id order (a deep offset steps over index entries, not over rows), and only that page's
+    rows are read.
     """
     found = _where(status=status, type_name=type_name, version=version, allowed=allowed)
     if found is None:
@@ -219,14 +219,13 @@ async def page_rows(db: Database, *, status: str | None, type_name: str | None,
         params.append(after_id)
     index = _order_index(status=status, type_name=type_name, version=version)
     hint = f"INDEXED BY {index}" if index is not None and allowed is None else ""
-    ids = [row[0] for row in await db.fetchall(
-        f"SELECT id FROM resources {hint} {clause} ORDER BY id LIMIT ? OFFSET ?",
-        (*params, limit, offset if after_id is None else 0))]
-    if not ids:
-        return []
+    # One statement, one trip to the reader thread: the subquery picks the page's ids
+    # from the index, the outer query reads just those rows (SQLite walks the ids of an
+    # IN list in order, so ORDER BY costs no sort).
     rows = await db.fetchall(
-        f"SELECT {REST_COLUMNS} FROM resources WHERE id IN ({', '.join('?' * len(ids))})"
-        " ORDER BY id", ids)
+        f"SELECT {REST_COLUMNS} FROM resources WHERE id IN (SELECT id FROM resources {hint}"
+        f" {clause} ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
+        (*params, limit, offset if after_id is None else 0))
     return [(*row[:_CONDITIONS], unpack(row[_CONDITIONS]), *row[_CONDITIONS + 1:])
             for row in rows]
 
