@@ -657,12 +657,14 @@ async def ready_while_creating(tree: Tree, results: Results, tmp: Path, plugin: 
         await daemon.add_bench_type()
         events_url = f"http://127.0.0.1:{daemon.port}/api/v1/events?resource_type=Bench"
         watcher = await start_child("ready", events_url, "a-", str(total), "900")
-        cpu0 = cpu_seconds(daemon.pid)
+        cpu0, at0 = cpu_seconds(daemon.pid), time.monotonic()
         load = await run_load({"port": daemon.port, "concurrency": 16, "kind": "create",
                                "prefix": "a-", "count": total, "starts": True},
                               clients, daemon.pid)
         ready = dict(await child_result(watcher, 1000))
-        cpu_ms = 1000 * (cpu_seconds(daemon.pid) - cpu0) / total
+        cpu = cpu_seconds(daemon.pid) - cpu0
+        cpu_ms = 1000 * cpu / total
+        cpu_share = cpu / (time.monotonic() - at0)
         began = min(load.starts.values())
         ends = load.took + began
         delays = [ready[i] - load.starts[i] for i in ready if i in load.starts]
@@ -674,7 +676,8 @@ async def ready_while_creating(tree: Tree, results: Results, tmp: Path, plugin: 
              ready_per_s=round(rate), ready_per_s_while_creates_ran=round(during / load.took),
              backlog_when_creates_ended=total - during,
              create_to_ready_p50_ms=pct(delays, 50), create_to_ready_p99_ms=pct(delays, 99),
-             server_cpu_share=load.figures()["server_cpu_share"],
+             server_cpu_share_while_creating=load.figures()["server_cpu_share"],
+             server_cpu_share_until_all_ready=round(cpu_share, 2),
              server_cpu_ms_per_resource=round(cpu_ms, 3))
         note(results, tree.label, **{f"ready_rps_{suffix}": rate,
                                      f"ready_rps_{suffix}_cpu_ms": cpu_ms,
@@ -728,7 +731,8 @@ async def reconciles_alone(tree: Tree, results: Results, tmp: Path, plugin: str,
         healthy, cpu0 = time.monotonic(), cpu_seconds(daemon.pid)
         await daemon.wait_settled()
         wall = time.monotonic() - healthy
-        cpu_ms = 1000 * (cpu_seconds(daemon.pid) - cpu0) / total
+        cpu = cpu_seconds(daemon.pid) - cpu0
+        cpu_ms = 1000 * cpu / total
         times = []
         after = 0
         while True:  # offset paging: the baseline may not know ?after_id=
@@ -747,6 +751,8 @@ async def reconciles_alone(tree: Tree, results: Results, tmp: Path, plugin: str,
          reconciled=len(times), reconciles_per_s=round(rate) if rate else None,
          first_to_last_reconcile_s=round(span, 2),
          health_to_all_ready_s=round(wall, 2), server_cpu_ms_per_reconcile=round(cpu_ms, 3),
+         # Below 1, the loop waits on something other than the CPU (commits, wake-ups).
+         server_cpu_share=round(cpu / wall, 2),
          note="rate from the resources' own last_reconcile_time, first to last")
     note(results, tree.label, **{f"reconcile_rps_{suffix}": rate,
                                  f"reconcile_rps_{suffix}_cpu_ms": cpu_ms})
