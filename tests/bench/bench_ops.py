@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,7 @@ async def bench_metrics(total: int, rounds: int) -> None:
                 emit("create_metrics_" + mode, round=round_no, requests=total,
                      rps=round(total / took), p50_ms=pct(lat, 50), p99_ms=pct(lat, 99),
                      errors=errors, server_cpu_ms_per_create=round(per_create, 3))
+            shutil.rmtree(folder, ignore_errors=True)
     on = statistics.median(r for r, _ in results["on"])
     off = statistics.median(r for r, _ in results["off"])
     cpu_on, cpu_off = statistics.median(cpu_ms["on"]), statistics.median(cpu_ms["off"])
@@ -189,6 +191,7 @@ async def bench_backup(resources: int, window: float) -> None:
              max_ms_during=pct(during, 100),
              p99_ratio_during_before=round(pct(during, 99) / pct(base, 99), 2),
              command_output=out.decode().strip())
+    shutil.rmtree(folder, ignore_errors=True)  # a 100,000-resource file and its copy
 
 
 async def main() -> None:
