@@ -1141,7 +1141,8 @@ async def main() -> None:
     parser.add_argument("--baseline-ref", help="also run this git ref's daemon, in turns")
     parser.add_argument("--resources", type=int, help="size of the scale run (default 100,000)")
     parser.add_argument("--clients", type=int, default=1,
-                        help="load generator processes (default 1)")
+                        help="load generator processes, the connections split evenly "
+                             "between them (default 1)")
     parser.add_argument("--only", help=f"comma-separated phases of {', '.join(PHASES)}")
     args = parser.parse_args()
     plan = Plan(args.quick, args.resources or (10_000 if args.quick else 100_000))
