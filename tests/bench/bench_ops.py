@@ -4,9 +4,12 @@ Run by hand (not by CI):  python tests/bench/bench_ops.py [--resources 100000] [
 
 1. Metrics: create throughput and latency with metrics on (the default) and with
    --no-metrics, alternating daemons so drift on a shared machine hits both alike; the
-   figure is the ratio on/off, measured in the same run, plus the absolute numbers.
+   figure is the ratio on/off, measured in the same run, plus the absolute numbers, and
+   the same ratio of the daemon's CPU time per create (which other work on a shared
+   machine moves far less than the rate).
 2. Backup: a daemon with `--resources` resources (default 100,000) under a steady
-   update load; update latency while nothing else runs, then while `no8sd backup`
+   update load, once every resource has been reconciled (so no backlog of first
+   reconciles runs under either window); update latency, then while `no8sd backup`
    copies the live database. The figure is the p99 of the updates that overlapped the
    backup against the p99 before it (a ratio, and both in ms), with the backup's size
    and duration.
@@ -19,6 +22,8 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +33,7 @@ from typing import Any
 
 import aiohttp
 from bench_daemon import free_port, load, pct, wait_healthy
+from bench_perf import cpu_seconds
 
 HERE = Path(__file__).parent
 
@@ -77,6 +83,7 @@ def creating(prefix: str) -> Any:
 
 async def bench_metrics(total: int, rounds: int) -> None:
     results: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+    cpu_ms: dict[str, list[float]] = {"on": [], "off": []}
     for round_no in range(rounds):
         for mode in ("on", "off") if round_no % 2 == 0 else ("off", "on"):
             folder = Path(tempfile.mkdtemp(prefix="no8sd-bench-ops-"))
@@ -84,16 +91,24 @@ async def bench_metrics(total: int, rounds: int) -> None:
             async with Daemon(folder, *extra) as daemon, aiohttp.ClientSession(
                     daemon.url, connector=aiohttp.TCPConnector(limit=0)) as http:
                 await load(http, creating("warm-"), 300, 16)
+                cpu0 = cpu_seconds(daemon.proc.pid)
                 took, lat, errors = await load(http, creating("c-"), total, 16)
+                per_create = 1000 * (cpu_seconds(daemon.proc.pid) - cpu0) / total
                 results[mode].append((total / took, pct(lat, 99)))
+                cpu_ms[mode].append(per_create)
                 emit("create_metrics_" + mode, round=round_no, requests=total,
                      rps=round(total / took), p50_ms=pct(lat, 50), p99_ms=pct(lat, 99),
-                     errors=errors)
-    on = sorted(r for r, _ in results["on"])[len(results["on"]) // 2]
-    off = sorted(r for r, _ in results["off"])[len(results["off"]) // 2]
+                     errors=errors, server_cpu_ms_per_create=round(per_create, 3))
+            shutil.rmtree(folder, ignore_errors=True)
+    on = statistics.median(r for r, _ in results["on"])
+    off = statistics.median(r for r, _ in results["off"])
+    cpu_on, cpu_off = statistics.median(cpu_ms["on"]), statistics.median(cpu_ms["off"])
     emit("metrics_overhead", median_rps_on=round(on), median_rps_off=round(off),
          throughput_ratio_on_off=round(on / off, 3),
-         cost_percent=round(100 * (1 - on / off), 1))
+         cost_percent=round(100 * (1 - on / off), 1),
+         median_cpu_ms_per_create_on=round(cpu_on, 3),
+         median_cpu_ms_per_create_off=round(cpu_off, 3),
+         cpu_cost_percent=round(100 * (cpu_on / cpu_off - 1), 1))
 
 
 async def updates(http: aiohttp.ClientSession, ids: list[int], stop: asyncio.Event,
@@ -115,6 +130,21 @@ async def updates(http: aiohttp.ClientSession, ids: list[int], stop: asyncio.Eve
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+async def settled(http: aiohttp.ClientSession, timeout: float = 1800) -> None:
+    """Wait until no resource is pending or reconciling."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for status in ("pending", "reconciling"):
+            async with http.get("/api/v1/resources",
+                                params={"status": status, "limit": 1}) as resp:
+                busy = busy or bool(await resp.json())
+        if not busy:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the daemon did not settle")
+
+
 async def timed(seconds: float, stop: asyncio.Event) -> None:
     await asyncio.sleep(seconds)
     stop.set()
@@ -126,9 +156,12 @@ async def bench_backup(resources: int, window: float) -> None:
             daemon.url, connector=aiohttp.TCPConnector(limit=0)) as http:
         started = time.monotonic()
         await load(http, creating("r-"), resources, 64)
+        filled = time.monotonic() - started
+        await settled(http)
         async with http.get("/api/v1/resources", params={"limit": 1000}) as resp:
             ids = [r["id"] for r in await resp.json()]
-        emit("backup_setup", resources=resources, seconds=round(time.monotonic() - started),
+        emit("backup_setup", resources=resources, fill_seconds=round(filled),
+             settle_seconds=round(time.monotonic() - started - filled),
              db_mib=round(daemon.db.stat().st_size / 2**20, 1))
         baseline: list[tuple[float, float]] = []
         stop = asyncio.Event()
@@ -158,6 +191,7 @@ async def bench_backup(resources: int, window: float) -> None:
              max_ms_during=pct(during, 100),
              p99_ratio_during_before=round(pct(during, 99) / pct(base, 99), 2),
              command_output=out.decode().strip())
+    shutil.rmtree(folder, ignore_errors=True)  # a 100,000-resource file and its copy
 
 
 async def main() -> None:
