@@ -494,6 +494,7 @@ class Daemon:
         self.tree = tree
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("NO8SD_")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached
         env["PYTHONPATH"] = os.pathsep.join([str(tree.source), str(HERE)])
         plugins = ["--plugin", f"perf_plugins:{plugin}"] if plugin else []
         code = "import sys; from no8sd.cli import main; sys.argv[0] = 'no8sd'; main()"
@@ -1160,6 +1161,11 @@ async def main() -> None:
             label = "baseline " + args.baseline_ref
             trees.append(Tree(label, extract(args.baseline_ref, tmp / "baseline"),
                               tmp / "empty-baseline.db"))
+        for tree in trees:
+            # pip compiles an installed package; so must the copies, or every start would
+            # compile the whole package again (floors are measured on compiled packages).
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree.source)],
+                           check=True)
         emit("plan", python=sys.version.split()[0], trees=[t.label for t in trees],
              resources=plan.total, quick=plan.quick, clients=args.clients,
              phases=sorted(phases), cpus=os.cpu_count(), load=os.getloadavg())
