@@ -17,7 +17,7 @@ WIDGETS = ("--plugin", "no8sd_testplugins.widgets:WidgetReconciler")
 async def _widget_type(http: Any, url: str) -> None:
     resp = await http.post(f"{url}/api/v1/resource-types",
                            json={"name": "Widget", "version": "v1", "schema": WIDGET_SCHEMA})
-    assert resp.status in (201, 409)
+    assert resp.status == 201, await resp.text()
 
 
 async def _json(http: Any, url: str) -> Any:
