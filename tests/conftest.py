@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -211,6 +212,7 @@ class Daemon:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[str] = []
+        self._drain: threading.Thread | None = None
 
     def start(self, timeout: float = 20.0) -> Daemon:
         self.proc = subprocess.Popen(
@@ -229,17 +231,18 @@ class Daemon:
                 self._drain_in_background()
                 return self
         self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
         raise AssertionError("daemon did not start:\n" + "\n".join(self.lines))
 
     def _drain_in_background(self) -> None:
-        import threading
-
         def drain() -> None:
             assert self.proc is not None and self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.lines.append(line.rstrip("\n"))
 
-        threading.Thread(target=drain, daemon=True).start()
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
 
     @property
     def output(self) -> str:
@@ -255,8 +258,16 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("daemon did not stop in time:\n" + self.output) from None
-        time.sleep(0.05)  # let the drain thread read the last lines
+        self.close()
         return code
+
+    def close(self) -> None:
+        """Once the process has ended: take in its last lines and close its output pipe."""
+        assert self.proc is not None and self.proc.stdout is not None
+        if self._drain is not None:
+            self._drain.join(20)  # it ends at the end of the output: every line is in
+        if self._drain is None or not self._drain.is_alive():
+            self.proc.stdout.close()
 
 
 @pytest.fixture
@@ -277,6 +288,7 @@ def daemon_factory(tmp_path: Path) -> Any:
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.proc.kill()
             daemon.proc.wait()
+        daemon.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ with `-d stats`, so every BIND it receives is in its log (`binds_as`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,11 +175,17 @@ class Slapd:
 
     # ---- the directory's content ---------------------------------------------------
 
-    def admin(self) -> ldap3.Connection:
-        """A connection bound as the root DN (plain, on the loopback port)."""
+    @contextlib.contextmanager
+    def admin(self) -> Iterator[ldap3.Connection]:
+        """A connection bound as the root DN (plain, on the loopback port), unbound (its
+        socket closed) after use: ldap3's own `with` leaves a bound connection open."""
         server = ldap3.Server("127.0.0.1", port=self.port, get_info=ldap3.NONE)
-        return ldap3.Connection(server, ROOT_DN, ROOT_PASSWORD, auto_bind=True,
+        conn = ldap3.Connection(server, ROOT_DN, ROOT_PASSWORD, auto_bind=True,
                                 raise_exceptions=True)
+        try:
+            yield conn
+        finally:
+            conn.unbind()
 
     def seed(self) -> Slapd:
         """The base entries and the service account."""
