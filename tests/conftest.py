@@ -69,14 +69,15 @@ def settings(tmp_path: Path) -> Settings:
 class FakeClock(Clock):
     """A clock that stands still until a test moves it.
 
-    Wall time starts at the real time (so stored timestamps look ordinary) and monotonic
-    time at an arbitrary mark; `advance` moves both and tells the daemon, whose reconcile
-    loops then look at their due times again. Leases, backoff, drift, token lifetimes and
+    Wall time starts at the real time, cut to a whole second (stored timestamps look
+    ordinary, and advancing by whole seconds keeps them exact through their ISO text), and
+    monotonic time at an arbitrary mark; `advance` moves both and tells the daemon, whose
+    reconcile loops then look at their due times again. Leases, backoff, drift, token lifetimes and
     login throttle windows thus run out when the test says so, not when a sleep ends.
     """
 
     def __init__(self) -> None:
-        self.wall = float(int(time.time()))  # whole seconds: ISO round trips are exact
+        self.wall = float(int(time.time()))
         self.mono = 1_000.0
         self._listeners: list[Callable[[], None]] = []
 

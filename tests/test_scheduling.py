@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import datetime
 
 from conftest import all_ready, create_widget, create_widget_type, get_json, make_settings, wait_for
@@ -39,7 +40,9 @@ async def test_failure_backs_off_exponentially_with_capped_jitter(make_client, t
         delay = _ts(body["next_reconcile_time"]) - clock.now()
         assert 0.8 * cap - 1e-3 <= delay <= cap + 1e-3, (retry, delay)
         assert len(plugin.seen) == retry  # the clock stands still: no retry is due yet
-        clock.advance(delay + 0.01)  # now it is due: the next retry follows
+        # Now it is due: the next retry follows. (Whole seconds keep the clock's times
+        # exact through their ISO text.)
+        clock.advance(math.ceil(delay))
     # Fixing the spec (a new generation) resets the retries and succeeds.
     await client.put(url, json={"spec": {"size": 2}})
 
