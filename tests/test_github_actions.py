@@ -284,10 +284,10 @@ async def create_workflow(client: Any, name: str = "deploy-staging",
 
 
 async def test_a_reconciler_gets_the_plugin_configured_from_the_environment(
-        make_client, github, monkeypatch, tmp_path):
+        make_client, github, monkeypatch, tmp_path, clock):
     github_env(monkeypatch, github)
-    client = await make_client(WorkflowReconciler(), scheduling=Scheduling(
-        drift_interval=0.3, backoff_base=10, backoff_max=600, reconcile_timeout=30))
+    client = await make_client(WorkflowReconciler(), clock=clock, scheduling=Scheduling(
+        drift_interval=300, backoff_base=10, backoff_max=600, reconcile_timeout=30))
     assert await get_json(client, "/api/v1/plugins/actions") == [
         {"name": "github_actions", "version": "1.0.0"}]
     created = await create_workflow(client)
@@ -302,12 +302,14 @@ async def test_a_reconciler_gets_the_plugin_configured_from_the_environment(
     assert done["outputs"]["html_url"].endswith(f"/runs/{run_id}")
     assert {auth for _, _, auth in github.requests} == {f"Bearer {TOKEN}"}
 
-    async def rechecked() -> bool:
+    async def rechecked(times: int) -> bool:
         history = await get_json(client, f"/api/v1/resources/{created['id']}/history")
-        return len(history) >= 3
+        return len(history) == 1 + times
 
-    await wait_for(rechecked)  # several drift re-checks later...
-    assert len(github.dispatches) == 1  # ...the workflow ran once
+    for times in (1, 2, 3):  # each drift interval brings a re-check...
+        clock.advance(300)
+        await wait_for(lambda times=times: rechecked(times))
+    assert len(github.dispatches) == 1  # ...and the workflow ran once
     resp = await client.put(f"/api/v1/resources/{created['id']}",
                             json={"spec": {**SPEC, "inputs": {"environment": "prod"}}})
     assert resp.status == 200
