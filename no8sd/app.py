@@ -94,7 +94,7 @@ def create_app(settings: Settings, *,
                   checkpoint=settings.checkpoint)
     host = PluginHost(restart_base=settings.plugin_restart_base,
                       block_threshold=settings.loop_block_warning)
-    actions = ActionRegistry()
+    actions = ActionRegistry(clock=settings.clock)
     actions.discover(entry_points=settings.entry_points)
     secrets = SecretStores(settings.secret_store)
     secrets.discover(entry_points=settings.entry_points)

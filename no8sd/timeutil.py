@@ -1,9 +1,16 @@
 """Time: the clock every part of the daemon reads, and how timestamps are shown.
 
 Times are stored as Unix seconds and shown as ISO 8601 UTC with a `+00:00` offset.
-Nothing reads `time.time()` directly: the daemon is handed one `Clock` (in Settings),
-so tests can substitute a clock they advance by hand and check leases, token lifetimes,
-throttle windows and backoff without sleeping through them.
+The daemon is handed one `Clock` (in Settings) and reads time only through it: wall time
+(`now`) for everything stored or compared with stored times (timestamps, leases, due
+times, backoff, token expiry), monotonic time (`monotonic`) for in-memory windows and
+deadlines (login throttles, an action plugin's polling deadlines). Tests substitute a
+clock they advance by hand and check leases, token lifetimes, throttle windows and
+backoff without sleeping through them.
+
+What reads real time on purpose: measurements of how long something took (metrics,
+history durations, commit timings), the event-loop watchdog and the plugin supervisor
+(they watch real stalls), and the time budgets of schema validation.
 """
 
 from __future__ import annotations
@@ -15,15 +22,18 @@ from datetime import UTC, datetime
 
 
 class Clock:
-    """Wall-clock time in Unix seconds.
+    """Wall-clock and monotonic time, in seconds.
 
-    `on_jump` lets a component hear when time moves other than by passing (only a test
-    clock does that), so sleepers computed from the old time can look again.
+    The real clock's readers are the C functions themselves (no wrapper call), so reading
+    time through the seam costs what `time.time()` does. `on_jump` lets a component hear
+    when time moves other than by passing (only a test clock does that), so sleepers
+    computed from the old time can look again.
     """
 
-    def now(self) -> float:
-        """Return the current time in Unix seconds."""
-        return time.time()
+    now: Callable[[], float] = staticmethod(time.time)
+    """Return the current wall-clock time in Unix seconds."""
+    monotonic: Callable[[], float] = staticmethod(time.monotonic)
+    """Return seconds on a clock that never goes back (for windows and deadlines)."""
 
     def on_jump(self, callback: Callable[[], None]) -> None:
         """Call `callback` whenever this clock is moved by hand (never, for real time)."""

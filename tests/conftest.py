@@ -1,14 +1,17 @@
 """Shared fixtures: settings on a temporary SQLite file, an in-process server, a daemon
-subprocess, and a polling helper."""
+subprocess, a clock tests move by hand, the one polling helper (`wait_for`), and a check
+that no test leaves asyncio tasks running."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,6 +22,7 @@ import pytest
 
 from no8sd.app import create_app
 from no8sd.config import Settings
+from no8sd.timeutil import Clock
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -62,6 +66,65 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
 
 
+class FakeClock(Clock):
+    """A clock that stands still until a test moves it.
+
+    Wall time starts at the real time, cut to a whole second (stored timestamps look
+    ordinary, and advancing by whole seconds keeps them exact through their ISO text), and
+    monotonic time at an arbitrary mark; `advance` moves both and tells the daemon, whose
+    reconcile loops then look at their due times again. Leases, backoff, drift, token lifetimes and
+    login throttle windows thus run out when the test says so, not when a sleep ends.
+    """
+
+    def __init__(self) -> None:
+        self.wall = float(int(time.time()))
+        self.mono = 1_000.0
+        self._listeners: list[Callable[[], None]] = []
+
+    def now(self) -> float:  # type: ignore[override]
+        return self.wall
+
+    def monotonic(self) -> float:  # type: ignore[override]
+        return self.mono
+
+    def on_jump(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by `seconds` (wall and monotonic alike)."""
+        assert seconds >= 0, "time only moves forward"
+        self.wall += seconds
+        self.mono += seconds
+        for callback in list(self._listeners):
+            callback()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A FakeClock; hand it to the daemon with `make_client(..., clock=clock)`."""
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+async def no_tasks_left_running() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running in its loop once its fixtures are torn
+    down: a task nobody waits for hides crashes and leaks into whatever runs next."""
+    yield
+    me = asyncio.current_task()
+    left: list[asyncio.Task[Any]] = []
+    # Tasks that are already ending (a connection closing) get a few turns of the loop.
+    for _ in range(20):
+        left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        if not left:
+            return
+        await asyncio.sleep(0)
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    names = ", ".join(sorted(f"{t.get_name()} ({t.get_coro()!r})" for t in left))
+    pytest.fail(f"the test left {len(left)} asyncio task(s) running: {names}")
+
+
 @pytest.fixture
 def make_client(aiohttp_client: Any, tmp_path: Path) -> Callable[..., Awaitable[Any]]:
     """Start a real aiohttp server on a temp SQLite file with the given plugin instances."""
@@ -73,17 +136,21 @@ def make_client(aiohttp_client: Any, tmp_path: Path) -> Callable[..., Awaitable[
     return factory
 
 
-async def wait_for(predicate: Callable[[], Awaitable[Any]], timeout: float = 10.0,
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0,
                    interval: float = 0.02) -> Any:
-    """Poll an async predicate until it returns something truthy; fail after `timeout`."""
+    """Poll `predicate` (plain or async) until it returns something truthy, and return that;
+    fail after `timeout` seconds. The one way tests wait for a state: never a fixed sleep."""
     deadline = time.monotonic() + timeout
     last: Any = None
-    while time.monotonic() < deadline:
-        last = await predicate()
+    while True:
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
         await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
 
 
 async def create_widget_type(client: Any, version: str = "v1") -> dict[str, Any]:
@@ -146,6 +213,7 @@ class Daemon:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[str] = []
+        self._drain: threading.Thread | None = None
 
     def start(self, timeout: float = 20.0) -> Daemon:
         self.proc = subprocess.Popen(
@@ -164,17 +232,18 @@ class Daemon:
                 self._drain_in_background()
                 return self
         self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
         raise AssertionError("daemon did not start:\n" + "\n".join(self.lines))
 
     def _drain_in_background(self) -> None:
-        import threading
-
         def drain() -> None:
             assert self.proc is not None and self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.lines.append(line.rstrip("\n"))
 
-        threading.Thread(target=drain, daemon=True).start()
+        self._drain = threading.Thread(target=drain, daemon=True)
+        self._drain.start()
 
     @property
     def output(self) -> str:
@@ -190,8 +259,16 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("daemon did not stop in time:\n" + self.output) from None
-        time.sleep(0.05)  # let the drain thread read the last lines
+        self.close()
         return code
+
+    def close(self) -> None:
+        """Once the process has ended: take in its last lines and close its output pipe."""
+        assert self.proc is not None and self.proc.stdout is not None
+        if self._drain is not None:
+            self._drain.join(20)  # it ends at the end of the output: every line is in
+        if self._drain is None or not self._drain.is_alive():
+            self.proc.stdout.close()
 
 
 @pytest.fixture
@@ -212,6 +289,7 @@ def daemon_factory(tmp_path: Path) -> Any:
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.proc.kill()
             daemon.proc.wait()
+        daemon.close()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """A small fake of the GitHub Actions REST endpoints github_actions calls, for aiohttp tests.
 
-Workflows exist per repository; a dispatch creates a run after `run_delay` seconds that
-completes `duration` seconds after it is created with `conclusion` (None = never).
+Workflows exist per repository; a dispatch creates a run after `run_delay` seconds (and,
+while `hold` is an unset event, not before it is set) that completes `duration` seconds
+after it is created with `conclusion` (None = never).
 Every request is recorded with its Authorization header.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,7 @@ class FakeGitHub:
         self.conclusion: str | None = "success"
         self.duration = 0.2
         self.run_delay = 0.1
+        self.hold: asyncio.Event | None = None  # runs of dispatches wait for it when set
         self.url = ""
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -46,7 +49,14 @@ class FakeGitHub:
         app.router.add_post(base + "/runs/{run_id}/cancel", self.cancel)
         app.router.add_get(base + "/runs/{run_id}/jobs", self.jobs)
         app.router.add_get(base + "/runs/{run_id}/artifacts", self.artifacts)
+        app.on_cleanup.append(self._stop)
         return app
+
+    async def _stop(self, _app: web.Application) -> None:
+        """Runs still to be created when the fake stops are never created."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -69,6 +79,13 @@ class FakeGitHub:
                "html_url": f"https://github.example/acme/infra/actions/runs/{run_id}"}
         self.runs[run_id] = run
         return run
+
+    def followed(self, times: int = 1) -> int | None:
+        """The id of a run someone has polled (GET .../runs/ID) at least `times` times."""
+        counts = Counter(path.rsplit("/", 1)[-1] for method, path, _ in self.requests
+                         if method == "GET" and "/actions/runs/" in path)
+        polled = [int(tail) for tail, n in counts.items() if tail.isdigit() and n >= times]
+        return polled[0] if polled else None
 
     def _view(self, run: dict[str, Any]) -> dict[str, Any]:
         if run["status"] != "completed" and run["_conclusion"] is not None \
@@ -112,6 +129,8 @@ class FakeGitHub:
 
         async def create() -> None:
             await asyncio.sleep(self.run_delay)
+            if self.hold is not None:
+                await self.hold.wait()
             branch = body["ref"].removeprefix("refs/heads/").removeprefix("refs/tags/")
             self.add_run(branch=branch, title=titles[0] if titles else "Deploy",
                          conclusion=self.conclusion,

@@ -10,6 +10,7 @@ with `-d stats`, so every BIND it receives is in its log (`binds_as`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,10 @@ def slapd_binary() -> str | None:
 
 
 def start_slapd(folder: Path, **options: Any) -> Slapd:
-    """A running slapd with the base entries and the service account; the calling test is
-    skipped (the only skip of the LDAP tests) where slapd is not installed."""
+    """A running slapd with the base entries and the service account. Where slapd is not
+    installed the calling test fails (not skips): .ci/run installs it, so this is a gate."""
     if slapd_binary() is None or shutil.which("ldapwhoami") is None:
-        pytest.skip("slapd or ldap-utils is not installed (apt-get install slapd ldap-utils): "
+        pytest.fail("slapd or ldap-utils is not installed (apt-get install slapd ldap-utils): "
                     "no directory to test against")
     return Slapd(folder, **options).start().seed()
 
@@ -173,11 +175,17 @@ class Slapd:
 
     # ---- the directory's content ---------------------------------------------------
 
-    def admin(self) -> ldap3.Connection:
-        """A connection bound as the root DN (plain, on the loopback port)."""
+    @contextlib.contextmanager
+    def admin(self) -> Iterator[ldap3.Connection]:
+        """A connection bound as the root DN (plain, on the loopback port), unbound (its
+        socket closed) after use: ldap3's own `with` leaves a bound connection open."""
         server = ldap3.Server("127.0.0.1", port=self.port, get_info=ldap3.NONE)
-        return ldap3.Connection(server, ROOT_DN, ROOT_PASSWORD, auto_bind=True,
+        conn = ldap3.Connection(server, ROOT_DN, ROOT_PASSWORD, auto_bind=True,
                                 raise_exceptions=True)
+        try:
+            yield conn
+        finally:
+            conn.unbind()
 
     def seed(self) -> Slapd:
         """The base entries and the service account."""

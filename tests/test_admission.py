@@ -298,7 +298,7 @@ async def test_failures_deny_under_fail_and_are_skipped_under_ignore(make_client
         if failure == "not-json":
             return web.Response(text="<html>ok</html>", content_type="text/html")
         if failure == "timeout":
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(1.5)  # a remote slower than the hook's 1 s timeout
         if failure == "huge":
             return web.Response(body=b"[" + b"0," * 700_000 + b"0]",
                                 content_type="application/json")
@@ -336,7 +336,7 @@ async def streamed(chunks: list[bytes]) -> web.StreamResponse:
     await resp.prepare(request)
     for chunk in chunks:
         await resp.write(chunk)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a slow remote: each piece travels on its own
     await resp.write_eof()
     return resp
 

@@ -19,8 +19,8 @@ EXPECTED_5XX = {("/api/v1/users/ldap-sync", 503)}
 JUNK_IDS = ("abc", "0", "-1", "99999999999999999999999", "1.5", "%00")
 
 
-async def test_no_response_contains_a_secret_or_a_stack_trace(make_client, tmp_path):
-    w = await build_world(make_client)
+async def test_no_response_contains_a_secret_or_a_stack_trace(make_client, tmp_path, clock):
+    w = await build_world(make_client, clock)
     seen: list[tuple[str, str, int, str]] = []
 
     async def record(method: str, path: str, resp) -> None:

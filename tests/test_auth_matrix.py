@@ -8,7 +8,6 @@ call, so destructive routes always have something to act on.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authkit import ADMIN, admin_token, bearer, make_role, make_user, token_client
-from conftest import WIDGET_SCHEMA
+from conftest import WIDGET_SCHEMA, FakeClock
 from no8sd_testplugins.widgets import WidgetReconciler
 
 from no8sd.app import all_routes
@@ -351,8 +350,8 @@ def test_every_route_has_a_matrix_entry():
         assert route.public == (MATRIX[(route.method, route.path)].rule == PUBLIC), route.path
 
 
-async def build_world(make_client: Any) -> World:
-    client = await token_client(make_client, WidgetReconciler())
+async def build_world(make_client: Any, clock: FakeClock) -> World:
+    client = await token_client(make_client, WidgetReconciler(), clock=clock)
     admin = await admin_token(client)
     w = World(client, admin, {"admin": admin}, {}, 0, 0, itertools.count(1))
     w.type_id = (await w.admin_json("POST", "/api/v1/resource-types", {
@@ -380,7 +379,7 @@ async def build_world(make_client: Any) -> World:
     w.tokens["revoked"] = made["token"]
     resp = await w.call("DELETE", f"/api/v1/users/{user['id']}/tokens/{made['id']}", admin)
     assert resp.status == 204
-    await asyncio.sleep(1.05)  # let the short token expire
+    clock.advance(1)  # the short token runs out
     return w
 
 
@@ -402,8 +401,8 @@ async def status_of(w: World, entry: Entry, method: str, path: str, body: Any,
         resp.close()
 
 
-async def test_permission_matrix(make_client):
-    w = await build_world(make_client)
+async def test_permission_matrix(make_client, clock):
+    w = await build_world(make_client, clock)
     # Logout revokes the caller's token, so it goes last.
     routes = sorted(all_routes(), key=lambda r: r.path == "/api/v1/auth/logout")
     failures = []
@@ -441,8 +440,8 @@ async def test_permission_matrix(make_client):
     assert not failures, "\n".join(map(repr, failures))
 
 
-async def test_lists_and_403s_reveal_nothing_about_unreadable_resources(make_client):
-    w = await build_world(make_client)
+async def test_lists_and_403s_reveal_nothing_about_unreadable_resources(make_client, clock):
+    w = await build_world(make_client, clock)
     for caller in CALLERS:
         status, data = await status_of(w, MATRIX[("GET", "/api/v1/resources")], "GET",
                                        "/api/v1/resources", None, w.tokens[caller])
@@ -477,11 +476,14 @@ async def test_lists_and_403s_reveal_nothing_about_unreadable_resources(make_cli
         assert resp.status == 403
 
 
-async def test_apply_authorizes_each_object(make_client):
+async def test_apply_authorizes_each_object(make_client, clock):
     """Each manifest needs the right its action needs: CREATE for a new resource, UPDATE
     for an existing one (changed or not), admin for a type; the others still apply."""
-    w = await build_world(make_client)
+    w = await build_world(make_client, clock)
     expected_rules = (("op", "CREATE"), ("op", "UPDATE"), ("op", "UPDATE"), ADMIN_ONLY)
+    # What each allowed manifest does: a new widget, a changed spec, no spec given (nothing
+    # to change), a new type.
+    expected_results = ("created", "configured", "unchanged", "created")
     for caller in CALLERS:
         manifests = [
             {"name": f"apply-{w.n()}", "resource_type_name": "Widget",
@@ -496,10 +498,10 @@ async def test_apply_authorizes_each_object(make_client):
                             body={"manifests": manifests})
         assert resp.status == 200, caller
         answers = (await resp.json())["results"]
-        for rule, answer in zip(expected_rules, answers, strict=True):
+        for rule, result, answer in zip(expected_rules, expected_results, answers,
+                                        strict=True):
             if allowed(caller, rule):
-                assert answer["result"] in ("created", "configured", "unchanged"), \
-                    (caller, answer)
+                assert answer["result"] == result, (caller, answer)
             else:
                 detail = "Admin role required" if rule == ADMIN_ONLY else \
                     "Insufficient permissions"

@@ -14,18 +14,24 @@ from no8sd_testplugins.widgets import GadgetReconciler, WidgetReconciler
 from no8sd.api import keys
 from no8sd.host.context import PluginContext, PluginServices
 from no8sd.plugins import ReconcileResult
-from no8sd.timeutil import now
 
 
-async def _setup(make_client, *extra):
-    """A server whose Widget owner is registered but not running: the test drives its context."""
-    client = await make_client(*extra)
+async def _setup(make_client, *extra, clock=None):
+    """A server whose Widget owner is registered but not running: the test drives its context
+    (which reads the daemon's clock, so a FakeClock moves both)."""
+    client = await make_client(*extra, **({"clock": clock} if clock else {}))
     app = client.server.app
     app[keys.HOST].register(WidgetReconciler())
     await create_widget_type(client)
-    services = PluginServices(app[keys.CORE].db, app[keys.CORE].hub, app[keys.SETTINGS].scheduling)
+    settings = app[keys.SETTINGS]
+    services = PluginServices(app[keys.CORE].db, app[keys.CORE].hub, settings.scheduling,
+                              clock=settings.clock)
     ctx = PluginContext(services, "widgets", ["Widget"], asyncio.Event())
     return client, ctx
+
+
+def _ts(text):
+    return datetime.fromisoformat(text).timestamp()
 
 
 def _cond(resource, ctype):
@@ -48,8 +54,8 @@ async def test_fetch_returns_plugin_records_and_leases_them(make_client):
     assert await ctx.get_resources_needing_reconciliation([]) == []
 
 
-async def test_status_writes_set_standard_conditions(make_client):
-    client, ctx = await _setup(make_client)
+async def test_status_writes_set_standard_conditions(make_client, clock):
+    client, ctx = await _setup(make_client, clock=clock)
     rid = (await create_widget(client, "w"))["id"]
     await ctx.get_resources_needing_reconciliation(["Widget"])
     await ctx.update_status(rid, "reconciling", message="Syncing")
@@ -76,15 +82,15 @@ async def test_status_writes_set_standard_conditions(make_client):
     assert all(c["lastTransitionTime"].endswith("+00:00") for c in ready["conditions"])
 
     # Same status again: lastTransitionTime stays. A real change moves it.
-    await asyncio.sleep(0.01)
+    clock.advance(5)
     await ctx.update_status(rid, "ready", message="still fine", observed_generation=1)
     again = await get_json(client, f"/api/v1/resources/{rid}")
     assert _cond(again, "Ready")["lastTransitionTime"] == _cond(ready, "Ready")[
         "lastTransitionTime"]
     await ctx.update_status(rid, "failed", message="disk full")
     failed = await get_json(client, f"/api/v1/resources/{rid}")
-    assert _cond(failed, "Ready")["lastTransitionTime"] > _cond(ready, "Ready")[
-        "lastTransitionTime"]
+    assert _ts(_cond(failed, "Ready")["lastTransitionTime"]) == clock.now()
+    assert _ts(_cond(ready, "Ready")["lastTransitionTime"]) == clock.now() - 5
     assert (_cond(failed, "Ready")["status"], _cond(failed, "Ready")["message"]) == (
         "False", "disk full")
     assert (_cond(failed, "Degraded")["status"], _cond(failed, "Degraded")["reason"]) == (
@@ -106,20 +112,21 @@ async def test_bad_statuses_are_refused(make_client):
     assert (await get_json(client, f"/api/v1/resources/{rid}"))["status"] == "pending"
 
 
-async def test_condition_transition_time_moves_only_on_status_change(make_client):
-    client, ctx = await _setup(make_client)
+async def test_condition_transition_time_moves_only_on_status_change(make_client, clock):
+    client, ctx = await _setup(make_client, clock=clock)
     rid = (await create_widget(client, "w"))["id"]
     await ctx.set_condition(rid, "Synced", "False", "Waiting", "not yet")
     first = _cond(await get_json(client, f"/api/v1/resources/{rid}"), "Synced")
-    await asyncio.sleep(0.01)
+    assert _ts(first["lastTransitionTime"]) == clock.now()
+    clock.advance(5)
     await ctx.set_condition(rid, "Synced", "False", "StillWaiting", "soon")
     second = _cond(await get_json(client, f"/api/v1/resources/{rid}"), "Synced")
     assert second["lastTransitionTime"] == first["lastTransitionTime"]
     assert (second["reason"], second["message"]) == ("StillWaiting", "soon")
-    await asyncio.sleep(0.01)
+    clock.advance(5)
     await ctx.set_condition(rid, "Synced", "True", "Done", "synced", observed_generation=1)
     third = _cond(await get_json(client, f"/api/v1/resources/{rid}"), "Synced")
-    assert third["lastTransitionTime"] > first["lastTransitionTime"]
+    assert _ts(third["lastTransitionTime"]) == _ts(first["lastTransitionTime"]) + 10
 
 
 async def test_finalizers_and_hard_delete(make_client):
@@ -143,23 +150,22 @@ async def test_finalizers_and_hard_delete(make_client):
     await ctx.record_reconciliation(rid, ReconcileResult(True, "Deleted"))
 
 
-async def test_record_reconciliation_writes_history_and_honours_requeue_after(make_client):
-    client, ctx = await _setup(make_client)
+async def test_record_reconciliation_writes_history_and_honours_requeue_after(make_client,
+                                                                             clock):
+    client, ctx = await _setup(make_client, clock=clock)
     rid = (await create_widget(client, "w"))["id"]
     await ctx.get_resources_needing_reconciliation(["Widget"])
     await ctx.update_status(rid, "ready", observed_generation=1)
-    before = now()
     await ctx.record_reconciliation(rid, ReconcileResult(True, "ok", requeue_after=42),
                                     duration_seconds=0.25, trigger_reason="spec_change")
     body = await get_json(client, f"/api/v1/resources/{rid}")
-    due = datetime.fromisoformat(body["next_reconcile_time"]).timestamp()
-    assert before + 41 <= due <= now() + 43
+    assert _ts(body["next_reconcile_time"]) == clock.now() + 42
     history = await get_json(client, f"/api/v1/resources/{rid}/history")
     assert history[0]["trigger_reason"] == "spec_change"
     assert history[0]["duration_seconds"] == 0.25 and history[0]["message"] == "ok"
     await ctx.record_reconciliation(rid, ReconcileResult(False, "broke", requeue_after=0))
     body = await get_json(client, f"/api/v1/resources/{rid}")
-    assert datetime.fromisoformat(body["next_reconcile_time"]).timestamp() <= now()
+    assert _ts(body["next_reconcile_time"]) == clock.now()
     history = await get_json(client, f"/api/v1/resources/{rid}/history")
     assert (history[0]["success"], history[0]["phase"], history[0]["error_message"]) == (
         False, "failed", "broke")

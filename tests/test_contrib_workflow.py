@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import REPO, TESTS, Daemon
+from conftest import REPO, TESTS, Daemon, wait_for
 from fake_github import FakeGitHub
 
 TOKEN = "ghp_contrib_example_token_42"
@@ -42,14 +42,14 @@ def install(target: Path) -> None:
 
 
 async def poll(http: aiohttp.ClientSession, url: str, check: Any, timeout: float = 20) -> Any:
-    body: Any = None
-    for _ in range(int(timeout / 0.05)):
+    """Wait until GET `url` (its status as `_status`, beside its JSON) passes `check`."""
+
+    async def state() -> Any:
         resp = await http.get(url)
         body = {"_status": resp.status, **(await resp.json())}
-        if check(body):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never reached the expected state; last: {body}")
+        return body if check(body) else None
+
+    return await wait_for(state, timeout=timeout)
 
 
 async def test_the_workflow_example_runs_a_workflow_per_generation(tmp_path, github):
@@ -82,12 +82,12 @@ async def test_the_workflow_example_runs_a_workflow_per_generation(tmp_path, git
             assert ready["outputs"]["html_url"].endswith(f"/actions/runs/{run_id}")
             assert github.dispatches == [{"ref": "main", "inputs": {"environment": "staging"}}]
             # Drift re-checks every 0.5 s: the succeeded generation is not run again.
-            for _ in range(200):
-                history = await (await http.get(url + "/history")).json()
-                if len(history) >= 3:
-                    break
-                await asyncio.sleep(0.05)
-            assert len(history) >= 3 and len(github.dispatches) == 1
+
+            async def rechecked() -> bool:
+                return len(await (await http.get(url + "/history")).json()) >= 3
+
+            await wait_for(rechecked, timeout=20)
+            assert len(github.dispatches) == 1
             resp = await http.delete(url)
             assert resp.status == 202
             await poll(http, url, lambda b: b["_status"] == 404)
@@ -113,11 +113,7 @@ async def test_a_run_in_progress_at_shutdown_is_cancelled(tmp_path, github):
             "name": "long", "resource_type_name": "Workflow", "resource_type_version": "v1",
             "spec": {"owner": "acme", "repo": "infra", "workflow": "deploy.yml"}})
         assert resp.status == 201
-    for _ in range(200):
-        if github.runs:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)  # the plugin has found the run and follows it
+    await wait_for(github.followed, timeout=20)  # the plugin has found the run and follows it
     assert await asyncio.to_thread(daemon.stop) == 0
     assert github.cancelled == list(github.runs) and len(github.cancelled) == 1
     assert "abandoned run" in daemon.output

@@ -8,15 +8,13 @@ with a fast plugin.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
-from conftest import REPO, TESTS, Daemon
+from conftest import REPO, TESTS, Daemon, wait_for
 
 DNS_SCHEMA = {
     "type": "object",
@@ -37,16 +35,14 @@ RECORD = {
 
 
 async def _poll(http: aiohttp.ClientSession, url: str, check, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    body: dict = {}
-    while time.monotonic() < deadline:
+    """Wait until GET `url` (its status as `_status`, beside its JSON) passes `check`."""
+
+    async def state() -> dict | None:
         resp = await http.get(url)
-        body = await resp.json()
-        body["_status"] = resp.status
-        if check(body):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never reached the expected state; last: {body}")
+        body = {**(await resp.json()), "_status": resp.status}
+        return body if check(body) else None
+
+    return await wait_for(state, timeout=timeout, interval=0.1)
 
 
 def _conditions(body: dict) -> dict[str, dict]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import REPO, get_json, wait_for
+from conftest import REPO, FakeClock, get_json, wait_for
 from fake_github import FakeGitHub
 
 from no8sd.builtins.github_actions import GitHubActionsPlugin
@@ -34,8 +34,11 @@ async def github(aiohttp_server: Any) -> FakeGitHub:
     return fake
 
 
-async def plugin_for(github: FakeGitHub, **config: Any) -> GitHubActionsPlugin:
+async def plugin_for(github: FakeGitHub, clock: FakeClock | None = None,
+                     **config: Any) -> GitHubActionsPlugin:
     plugin = GitHubActionsPlugin()
+    if clock is not None:
+        plugin.monotonic = clock.monotonic  # as the daemon's registry does
     await plugin.initialize({"github_token": TOKEN, "api_base_url": github.url,
                              "poll_interval": 0.05, "timeout": 5, "discovery_timeout": 3,
                              **config})
@@ -146,18 +149,24 @@ async def test_invalid_specs_are_refused_before_any_call(github):
     assert github.requests == []
 
 
-async def test_a_run_past_its_timeout_is_cancelled_and_fails(github):
+async def test_a_run_past_its_timeout_is_cancelled_and_fails(github, clock):
     github.conclusion = None  # never finishes
-    plugin = await plugin_for(github, timeout=0.5)
+    plugin = await plugin_for(github, clock, timeout=3600)
+    ctx = context()
     try:
-        started = time.monotonic()
-        _, result = await run_once(plugin, context())
+        workspace = await plugin.prepare(ctx)
+        task = asyncio.create_task(plugin.apply(ctx, workspace))
+        following = await wait_for(lambda: github.followed(times=2))
+        assert not task.done()  # the clock stands still: the run has all its time left
+        clock.advance(3600)
+        result = await task
+        await plugin.cleanup(workspace)
     finally:
         await plugin.close()
-    assert time.monotonic() - started < 3
     run_id = result.outputs["run_id"]
-    assert not result.success
-    assert result.error_message == f"Workflow run {run_id} timed out after 0.5s and was cancelled"
+    assert run_id == following and not result.success
+    assert result.error_message == \
+        f"Workflow run {run_id} timed out after 3600s and was cancelled"
     assert github.cancelled == [run_id]
 
 
@@ -168,8 +177,7 @@ async def test_an_abandoned_apply_cancels_its_run(github):
     try:
         workspace = await plugin.prepare(ctx)
         task = asyncio.create_task(plugin.apply(ctx, workspace))
-        await wait_for(lambda: _async(bool(github.runs)))
-        await asyncio.sleep(0.2)  # the plugin has found the run and is polling it
+        await wait_for(github.followed)  # found, and being followed
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -195,14 +203,16 @@ async def test_destroy_cancels_a_run_still_in_progress(github):
 
 
 async def test_runs_started_by_others_are_never_taken_for_ours(github):
-    github.run_delay = 0.3
+    github.hold = asyncio.Event()
     github.add_run(created=time.time() - 120)  # an older run on the same ref
     plugin = await plugin_for(github)
     try:
         first = asyncio.create_task(run_once(plugin, context(resource_id=1)))
         second = asyncio.create_task(run_once(plugin, context(resource_id=2)))
-        await asyncio.sleep(0.05)
+        await wait_for(lambda: len(github.dispatches) == 2)
+        # Between our dispatches and our runs, someone starts a run on another branch.
         foreign = github.add_run(branch="feature", conclusion="failure")
+        github.hold.set()
         (_, one), (_, two) = await asyncio.gather(first, second)
     finally:
         await plugin.close()
@@ -225,13 +235,18 @@ async def test_a_fully_qualified_ref_finds_its_run(github):
 
 
 async def test_a_correlation_input_makes_the_match_exact(github):
-    github.run_delay = 0.4
+    github.hold = asyncio.Event()
     plugin = await plugin_for(github)
     spec = {**SPEC, "correlation_input": "run_token"}
     try:
         task = asyncio.create_task(run_once(plugin, context(spec=spec)))
-        await asyncio.sleep(0.15)
+        await wait_for(lambda: github.dispatches)
         intruder = github.add_run(conclusion="failure")  # same ref, after our dispatch
+        seen_from = len(github.requests)
+        # The plugin lists the runs again while the intruder is the only new one.
+        await wait_for(lambda: any(method == "GET" and path.endswith("/runs")
+                                   for method, path, _ in github.requests[seen_from:]))
+        github.hold.set()
         _, result = await task
     finally:
         await plugin.close()
@@ -269,10 +284,10 @@ async def create_workflow(client: Any, name: str = "deploy-staging",
 
 
 async def test_a_reconciler_gets_the_plugin_configured_from_the_environment(
-        make_client, github, monkeypatch, tmp_path):
+        make_client, github, monkeypatch, tmp_path, clock):
     github_env(monkeypatch, github)
-    client = await make_client(WorkflowReconciler(), scheduling=Scheduling(
-        drift_interval=0.3, backoff_base=10, backoff_max=600, reconcile_timeout=30))
+    client = await make_client(WorkflowReconciler(), clock=clock, scheduling=Scheduling(
+        drift_interval=300, backoff_base=10, backoff_max=600, reconcile_timeout=30))
     assert await get_json(client, "/api/v1/plugins/actions") == [
         {"name": "github_actions", "version": "1.0.0"}]
     created = await create_workflow(client)
@@ -287,16 +302,18 @@ async def test_a_reconciler_gets_the_plugin_configured_from_the_environment(
     assert done["outputs"]["html_url"].endswith(f"/runs/{run_id}")
     assert {auth for _, _, auth in github.requests} == {f"Bearer {TOKEN}"}
 
-    async def rechecked() -> bool:
+    async def rechecked(times: int) -> bool:
         history = await get_json(client, f"/api/v1/resources/{created['id']}/history")
-        return len(history) >= 3
+        return len(history) == 1 + times
 
-    await wait_for(rechecked)  # several drift re-checks later...
-    assert len(github.dispatches) == 1  # ...the workflow ran once
+    for times in (1, 2, 3):  # each drift interval brings a re-check...
+        clock.advance(300)
+        await wait_for(lambda times=times: rechecked(times))
+    assert len(github.dispatches) == 1  # ...and the workflow ran once
     resp = await client.put(f"/api/v1/resources/{created['id']}",
                             json={"spec": {**SPEC, "inputs": {"environment": "prod"}}})
     assert resp.status == 200
-    await wait_for(lambda: _async(len(github.dispatches) == 2))
+    await wait_for(lambda: len(github.dispatches) == 2)
     assert github.dispatches[1]["inputs"] == {"environment": "prod"}
 
 
@@ -357,20 +374,19 @@ async def test_with_an_owning_reconciler_the_action_plugin_is_recorded_and_it_fi
     await wait_for(gone)
 
 
-async def _async(value: Any) -> Any:
-    return value
-
-
 async def test_a_run_left_going_by_a_stopped_daemon_is_followed_not_dispatched_again(github):
     github.duration = 1.0
     first = await plugin_for(github)
     ctx = context()
     workspace = await first.prepare(ctx)
     going = asyncio.create_task(first.apply(ctx, workspace))
-    while not (await first.get_outputs(ctx, workspace)).get("run_id"):
-        await asyncio.sleep(0.02)
-    stored = await first.get_outputs(ctx, workspace)  # what a reconciler stores mid-run
-    assert stored["status"] in ("queued", "in_progress")
+
+    async def found() -> dict[str, Any] | None:
+        outputs = await first.get_outputs(ctx, workspace)
+        return outputs if outputs.get("run_id") else None
+
+    stored = await wait_for(found)  # what a reconciler stores mid-run
+    assert stored["status"] == "in_progress"
     second = await plugin_for(github)  # the restarted daemon's instance
     try:
         plan, result = await run_once(second, context(last_outputs=stored))

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
-from conftest import create_widget, create_widget_type
+from conftest import create_widget, create_widget_type, wait_for
 from no8sd_testplugins.widgets import WidgetReconciler
 
 from no8sd.plugins import BaseReconciler, ReconcileResult
@@ -93,11 +92,10 @@ async def test_invalid_utf8_and_nul_bytes(make_client):
     assert "surrogate" in await _json_error(resp, 400)
     paired = await create_widget(client, "emoji", {"size": 1, "fail": "\U0001F600"})
     assert paired["spec"]["fail"] == "\U0001F600"
-    for path in ("/api/v1/resources/1%00", "/api/v1/resources/%00",
-                 "/api/v1/resources/by-name/Widget/v1/a%00b"):
-        resp = await client.get(path)
-        assert resp.status in (404, 422), (path, await resp.text())
-        await _json_error(resp, resp.status)
+    # An id that is not an integer is a 422; a name nothing has is a 404.
+    for path, status in (("/api/v1/resources/1%00", 422), ("/api/v1/resources/%00", 422),
+                         ("/api/v1/resources/by-name/Widget/v1/a%00b", 404)):
+        await _json_error(await client.get(path), status)
 
 
 async def test_very_long_names_urls_and_headers(make_client):
@@ -108,8 +106,7 @@ async def test_very_long_names_urls_and_headers(make_client):
     await _json_error(await client.post(RESOURCES, json=_widget("a" * 500_000)), 422)
     resp = await client.post("/api/v1/resource-types", json={
         "name": "T" * 100_000, "version": "v1", "schema": {"type": "object"}})
-    assert resp.status in (400, 422), await resp.text()
-    await _json_error(resp, resp.status)
+    assert "name" in await _json_error(resp, 422)
     resp = await client.get("/api/v1/resources/by-name/Widget/v1/" + "a" * 4000)
     await _json_error(resp, 404)
     resp = await client.get("/api/v1/resources/" + "9" * 4000)
@@ -152,10 +149,9 @@ async def test_oversized_body_is_413(make_client):
 
 
 async def _raw_request(host: str, port: int, head: bytes, drip: bytes, every: float,
-                       limit: float) -> tuple[bytes, float]:
+                       limit: float) -> bytes:
     """Send `head`, then `drip` one byte at a time; return what the server answered."""
     reader, writer = await asyncio.open_connection(host, port)
-    started = time.monotonic()
     writer.write(head)
     await writer.drain()
 
@@ -171,7 +167,7 @@ async def _raw_request(host: str, port: int, head: bytes, drip: bytes, every: fl
     finally:
         task.cancel()
         writer.close()
-    return answer, time.monotonic() - started
+    return answer
 
 
 async def test_slow_drip_body_times_out_with_408(make_client):
@@ -181,36 +177,35 @@ async def test_slow_drip_body_times_out_with_408(make_client):
     head = (b"POST /api/v1/resources HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
-    answer, took = await _raw_request(client.server.host, client.server.port, head, body,
-                                      every=0.2, limit=10)
+    # (How long the cut-off takes: tests/bench/bench_responsiveness.py.)
+    answer = await _raw_request(client.server.host, client.server.port, head, body,
+                                every=0.2, limit=10)
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line == b"HTTP/1.1 408 Request Timeout", answer
     assert b"Connection: close" in rest
     assert json.loads(rest.partition(b"\r\n\r\n")[2])["detail"].startswith(
         "Request body not received within 1s")
-    assert 0.9 < took < 5, took
     # Nothing was created, and the server still answers others at once.
     resp = await client.get(f"{RESOURCES}/by-name/Widget/v1/slow")
     assert resp.status == 404
     # A body that arrives in time, even in pieces, is fine.
-    answer, _ = await _raw_request(client.server.host, client.server.port, head + body[:-5],
-                                   body[-5:], every=0.05, limit=10)
+    answer = await _raw_request(client.server.host, client.server.port, head + body[:-5],
+                                body[-5:], every=0.05, limit=10)
     assert answer.startswith(b"HTTP/1.1 201"), answer
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/resources/..%2F..%2Fetc%2Fpasswd",
-    "/api/v1/resources/by-name/..%2F..%2F/v1/passwd",
-    "/api/v1/resource-types/..%2Fetc/passwd",
-    "/api/v1/resources/%2e%2e/%2e%2e/etc/passwd",
-    "/api/v1/../../../etc/passwd",
-    "/static/../../etc/passwd",
+@pytest.mark.parametrize(("path", "status"), [
+    ("/api/v1/resources/..%2F..%2Fetc%2Fpasswd", 422),  # not an integer id
+    ("/api/v1/resources/by-name/..%2F..%2F/v1/passwd", 404),
+    ("/api/v1/resource-types/..%2Fetc/passwd", 404),
+    ("/api/v1/resources/%2e%2e/%2e%2e/etc/passwd", 404),
+    ("/api/v1/../../../etc/passwd", 404),
+    ("/static/../../etc/passwd", 404),
 ])
-async def test_path_traversal_is_a_plain_not_found(make_client, path):
+async def test_path_traversal_reaches_no_file(make_client, path, status):
+    """A traversal attempt reaches no file: a 404, or the 422 of an id that is no integer."""
     client = await make_client()
-    resp = await client.get(path)
-    assert resp.status in (404, 422), (path, resp.status)
-    text = await _json_error(resp, resp.status)
+    text = await _json_error(await client.get(path), status)
     assert "root:" not in text
 
 
@@ -261,14 +256,11 @@ async def test_expensive_schemas_are_cut_off_with_400(make_client, type_name):
     schema, spec = EXPENSIVE[type_name]
     resp = await _register(client, type_name, schema)
     assert resp.status == 201, await resp.text()
-    started = time.monotonic()
+    # Cut off at the validation budget (how soon: tests/bench/bench_responsiveness.py)...
     detail = await _json_error(await _create_spec(client, type_name, "x", spec), 400)
-    assert time.monotonic() - started < 3
     assert "took longer than" in detail, detail
-    # The daemon is fine and answers at once.
-    started = time.monotonic()
+    # ... and the daemon is fine.
     assert (await client.get("/health")).status == 200
-    assert time.monotonic() - started < 0.5
 
 
 async def test_schema_limits_at_registration_and_cheap_checks_still_work(make_client):
@@ -291,14 +283,12 @@ async def test_schema_limits_at_registration_and_cheap_checks_still_work(make_cl
     detail = await _json_error(await _create_spec(client, "Plain", "bad", {"Q": 1}), 400)
     assert "'Q'" in detail
     many = [{"i": i} for i in range(20_000)]
-    started = time.monotonic()
     assert (await _create_spec(client, "Plain", "many", {"items": many})).status == 201
     detail = await _json_error(await _create_spec(client, "Plain", "dupe",
                                                   {"items": [*many, {"i": 7}]}), 400)
     assert "non-unique" in detail
     assert (await _create_spec(client, "Plain", "num", {"items": [1, 1.0]})).status == 400
     assert (await _create_spec(client, "Plain", "bools", {"items": [1, True]})).status == 201
-    assert time.monotonic() - started < 10
 
 
 def _rss_kib(pid: int) -> int:
@@ -335,29 +325,23 @@ async def test_thousands_of_idle_streams_are_bounded(daemon_factory):
         writer.close()
         assert "Too many event streams" in json.loads(body)["detail"]
         # The rest of the API is unaffected.
-        took = []
         for _ in range(5):
             reader, writer = await asyncio.open_connection(host, int(port))
-            started = time.monotonic()
             writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             answer = await asyncio.wait_for(reader.read(), 10)
-            took.append(time.monotonic() - started)
             writer.close()
             assert answer.startswith(b"HTTP/1.1 200")
-        assert sorted(took)[2] < 0.5, took
         grown = _rss_kib(daemon.proc.pid) - before
         assert grown < 100 * 1024, f"{limit} idle streams cost {grown} KiB"
-        print(f"{limit} idle SSE streams: RSS +{grown} KiB, /health took {took}")
     finally:
         for _, writer, _ in opened:
             writer.close()
+
     # Once clients leave, their slots are free again (noticed by the next heartbeat).
-    deadline = time.monotonic() + 10
-    while True:
-        reader, writer, head = await _open_stream(host, int(port))
+    async def accepted() -> bool:
+        _, writer, head = await _open_stream(host, int(port))
         writer.close()
-        if head.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.2)
-    assert head.startswith(b"HTTP/1.1 200"), head
+        return head.startswith(b"HTTP/1.1 200")
+
+    await wait_for(accepted, timeout=20, interval=0.2)
     assert daemon.stop() == 0

@@ -376,6 +376,11 @@ async def test_a_certificate_from_an_untrusted_ca_is_refused(make_client, tls_sl
     assert "certificate verify failed" in body["detail"]
 
 
+# ldap3 (ldap3.core.tls) checks the name after wrapping the socket and, when it does not
+# match, raises without closing the TLS socket it made (it never hands it over): Python
+# reports the orphan when it is collected. Nothing outside ldap3 can reach that socket.
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning")
 async def test_a_certificate_for_another_name_is_refused(make_client, tmp_path):
     directory = start_slapd(tmp_path / "slapd", tls=True, server_host="ldap.example.org")
     try:

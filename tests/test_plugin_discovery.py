@@ -128,10 +128,7 @@ async def test_installed_action_plugins_and_secret_stores_are_discovered(
         "spec": {"secret": "API_TOKEN", "url": str(api.make_url("/call"))}})
     assert resp.status == 201, await resp.text()
     assert (await resp.json())["action_plugin"] == "echo"
-    for _ in range(500):
-        if calls:
-            break
-        await asyncio.sleep(0.02)
+    await wait_for(lambda: calls)
     assert calls == ["Bearer static-secret-value"]
     assert daemon.stop() == 0
     assert "Registered action plugin: echo 2.1.0" in daemon.output

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
-from conftest import create_widget_type
+from conftest import create_widget_type, wait_for
 from no8sd_testplugins.widgets import (
     CrashingPlugin,
     GadgetReconciler,
@@ -57,10 +55,7 @@ async def test_crashing_start_is_logged_and_restarted_with_backoff(make_client, 
     CrashingPlugin.starts = 0
     client = await make_client(CrashingPlugin(), WidgetReconciler(), plugin_restart_base=0.05)
     host = client.server.app[keys.HOST]
-    deadline = time.monotonic() + 5
-    while CrashingPlugin.starts < 4 and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert CrashingPlugin.starts >= 4
+    await wait_for(lambda: CrashingPlugin.starts >= 4)
     state = host.plugins["crasher"]
     assert state.restart_count >= 3 and "boom at start" in state.last_error
     messages = [r.getMessage() for r in caplog.records]
@@ -85,12 +80,11 @@ async def test_shutdown_stops_plugins_and_cancels_stragglers(settings):
     await db.open()
     try:
         host.start(PluginServices(db, Hub()))
-        await asyncio.sleep(0.1)
-        started = time.monotonic()
+        await wait_for(lambda: {s.state for s in host.plugins.values()} == {"running"})
+        # Returns although one plugin never would: it is cancelled after the grace period.
+        # (How long stopping takes: tests/bench/bench_responsiveness.py.)
         await host.stop(grace=0.5)
-        took = time.monotonic() - started
         assert StubbornPlugin.stopped  # stop() was called
-        assert took < 3  # the stubborn task was cancelled after the grace period
         assert all(s.task.done() for s in host.plugins.values())
         assert {s.state for s in host.plugins.values()} == {"stopped"}
     finally:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
+import resource
 import sqlite3
-import time
 from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 from authkit import admin_token, bearer, token_client
@@ -15,7 +14,6 @@ from conftest import create_widget, create_widget_type, get_json, wait_for
 from no8sd_testplugins.misbehaving import StartRaises
 from no8sd_testplugins.widgets import WidgetReconciler
 from test_metrics import scrape, value
-from test_store_faults import mount_tmpfs  # noqa: F401  (a fixture)
 
 from no8sd.api import keys
 from no8sd.timeutil import now
@@ -90,50 +88,64 @@ async def test_a_backlog_older_than_the_limit_makes_it_not_ready(make_client):
     assert len(body["reasons"]) == 1 and "--ready-max-lag (60s)" in body["reasons"][0]
 
 
-async def test_write_probe_runs_at_most_once_a_second(make_client):
-    client = await make_client()
-    await get_json(client, "/readyz")
-    before = value(await scrape(client), "no8sd_db_commit_duration_seconds_count")
-    started = time.monotonic()
+async def test_write_probe_runs_at_most_once_a_second(make_client, clock):
+    client = await make_client(clock=clock)
+
+    async def commits() -> float:
+        return value(await scrape(client), "no8sd_db_commit_duration_seconds_count")
+
+    before = await commits()
     answers = await asyncio.gather(*(client.get("/readyz") for _ in range(50)))
-    elapsed = time.monotonic() - started
     assert [r.status for r in answers] == [200] * 50
-    commits = value(await scrape(client), "no8sd_db_commit_duration_seconds_count") - before
-    assert commits <= math.ceil(elapsed) + 1, (commits, elapsed)
+    assert await commits() == before + 1  # fifty asks, one shared probe
+    clock.advance(0.9)
+    assert (await client.get("/readyz")).status == 200
+    assert await commits() == before + 1  # within the second: the last outcome stands
+    clock.advance(0.1)
+    assert (await client.get("/readyz")).status == 200
+    assert await commits() == before + 2  # a second on: probed again
 
 
-async def test_a_full_disk_makes_it_not_ready_until_there_is_room(
-        daemon_factory, mount_tmpfs):  # noqa: F811
-    fs = mount_tmpfs("disk", "8m")
-    db = fs / "no8sd.db"
+async def test_storage_that_refuses_writes_makes_it_not_ready_until_it_takes_them(
+        daemon_factory, tmp_path):
+    """As a full disk or a quota would: the files may not grow. (A full disk's own message,
+    "storage is full", is checked in test_store_faults.py.)"""
+    db = tmp_path / "no8sd.db"
     daemon = daemon_factory(*PLUGIN, db=db)
+    assert daemon.proc is not None
     async with aiohttp.ClientSession(daemon.url) as http:
         async with http.get("/readyz") as resp:
             assert resp.status == 200, await resp.text()
         # A reader holding an old snapshot keeps the WAL from starting over, so every
-        # commit must grow it; then nothing is left to grow into.
+        # commit must grow it; then the daemon may grow no file (RLIMIT_FSIZE, which any
+        # user may lower and raise back for its own processes): the write fails with EFBIG,
+        # which SQLite reports as an I/O error.
         reader = sqlite3.connect(db, isolation_level=None)
         reader.execute("BEGIN")
         reader.execute("SELECT COUNT(*) FROM resources").fetchone()
-        ballast = fs / "ballast"
-        with open(ballast, "wb") as out, contextlib.suppress(OSError):
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
+        wal = Path(f"{db}-wal").stat().st_size
+        unlimited = resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (wal, unlimited[1]))
+        try:
+            async def refused():
+                async with http.get("/readyz") as resp:
+                    return await resp.json() if resp.status == 503 else None
 
-        async def refused():
-            async with http.get("/readyz") as resp:
-                return await resp.json() if resp.status == 503 else None
-
-        body = await wait_for(refused)
-        assert body["checks"]["database_writable"] is False
-        assert body["reasons"] == [
-            "the database does not take writes: storage is full; the change was not saved"]
-        async with http.get("/health") as resp:
-            assert resp.status == 200  # reads still work: alive, just not ready
-        reader.execute("COMMIT")
-        reader.close()
-        ballast.unlink()
+            body = await wait_for(refused)
+            assert body["checks"]["database_writable"] is False
+            assert body["reasons"] == [
+                "the database does not take writes: storage error; the change was not saved"]
+            async with http.post("/api/v1/resource-types", json={
+                    "name": "Late", "version": "v1", "schema": {}}) as resp:
+                assert resp.status == 503
+                assert await resp.json() == {
+                    "detail": "storage error; the change was not saved"}
+            async with http.get("/health") as resp:
+                assert resp.status == 200  # reads still work: alive, just not ready
+        finally:
+            resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, unlimited)
+            reader.execute("COMMIT")
+            reader.close()
 
         async def recovered():
             async with http.get("/readyz") as resp:
@@ -141,6 +153,7 @@ async def test_a_full_disk_makes_it_not_ready_until_there_is_room(
 
         await wait_for(recovered)
     assert daemon.stop() == 0
+    assert "storage error: disk I/O error" in daemon.output
 
 
 async def test_cluster_nodes_describes_this_one_node(make_client):

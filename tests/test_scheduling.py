@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import math
 from datetime import datetime
 
 from conftest import all_ready, create_widget, create_widget_type, get_json, make_settings, wait_for
@@ -20,28 +20,29 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-async def test_failure_backs_off_exponentially_with_capped_jitter(make_client, tmp_path):
-    rules = Scheduling(backoff_base=0.3, backoff_max=1.0, reconcile_timeout=30)
+async def test_failure_backs_off_exponentially_with_capped_jitter(make_client, tmp_path,
+                                                                   clock):
+    rules = Scheduling(backoff_base=10, backoff_max=60, reconcile_timeout=30)
     plugin = WidgetReconciler()
-    client = await make_client(plugin, settings=make_settings(tmp_path, scheduling=rules))
+    client = await make_client(plugin, settings=make_settings(tmp_path, scheduling=rules,
+                                                              clock=clock))
     await create_widget_type(client)
     widget = await create_widget(client, "f", {"fail": "nope"})
     url = f"/api/v1/resources/{widget['id']}"
-    observed = []
 
-    async def retried(n):
+    async def failed(n):
         body = await get_json(client, url)
-        if body["retry_count"] >= n and body["status"] == "failed":
-            return body
-        return None
+        return body if body["retry_count"] == n and body["status"] == "failed" else None
 
-    for n in (1, 2, 3, 4):
-        body = await wait_for(lambda n=n: retried(n), timeout=10)
-        delay = _ts(body["next_reconcile_time"]) - _ts(body["updated_at"])
-        observed.append((body["retry_count"], delay))
-    expected = [min(1.0, 0.3 * 2 ** (r - 1)) for r, _ in observed]
-    for (_, delay), cap in zip(observed, expected, strict=True):
-        assert 0.8 * cap - 0.01 <= delay <= cap + 0.01
+    for retry, cap in ((1, 10), (2, 20), (3, 40), (4, 60), (5, 60)):
+        body = await wait_for(lambda n=retry: failed(n))
+        assert _ts(body["updated_at"]) == clock.now()
+        delay = _ts(body["next_reconcile_time"]) - clock.now()
+        assert 0.8 * cap - 1e-3 <= delay <= cap + 1e-3, (retry, delay)
+        assert len(plugin.seen) == retry  # the clock stands still: no retry is due yet
+        # Now it is due: the next retry follows. (Whole seconds keep the clock's times
+        # exact through their ISO text.)
+        clock.advance(math.ceil(delay))
     # Fixing the spec (a new generation) resets the retries and succeeds.
     await client.put(url, json={"spec": {"size": 2}})
 
@@ -85,28 +86,34 @@ class Hanger(BaseReconciler):
         return ReconcileResult(True, "second time lucky")
 
 
-async def test_hung_reconcile_is_timed_out_and_retried(make_client, tmp_path):
-    rules = Scheduling(reconcile_timeout=0.5, backoff_base=0.2, backoff_max=0.5)
+async def test_hung_reconcile_is_timed_out_and_retried(make_client, tmp_path, clock):
+    # The reconcile timeout is real time (asyncio's); the backoff after it follows the clock.
+    rules = Scheduling(reconcile_timeout=0.5, backoff_base=10, backoff_max=60)
     plugin = Hanger()
-    client = await make_client(plugin, settings=make_settings(tmp_path, scheduling=rules))
+    client = await make_client(plugin, settings=make_settings(tmp_path, scheduling=rules,
+                                                              clock=clock))
     await create_widget_type(client)
     widget = await create_widget(client, "h")
 
-    async def ready():
+    async def status(wanted):
         body = await get_json(client, f"/api/v1/resources/{widget['id']}")
-        return body if body["status"] == "ready" else None
+        return body if body["status"] == wanted else None
 
-    body = await wait_for(ready, timeout=10)
+    failed = await wait_for(lambda: status("failed"))
+    assert "timed out after 0.5s" in failed["status_message"]
+    assert plugin.calls[widget["id"]] == 1
+    clock.advance(10)  # past the first backoff (8-10 s)
+    body = await wait_for(lambda: status("ready"))
     assert plugin.calls[widget["id"]] == 2
     history = await get_json(client, f"/api/v1/resources/{widget['id']}/history")
     assert history[1]["success"] is False and "timed out" in history[1]["error_message"]
     assert body["status_message"] == "second time lucky"
 
 
-async def test_lease_expires_when_a_plugin_dies_mid_reconcile(make_client, tmp_path):
+async def test_lease_expires_when_a_plugin_dies_mid_reconcile(make_client, tmp_path, clock):
     """A seed-style plugin that marks `reconciling` and then stops must not strand it."""
-    rules = Scheduling(reconcile_timeout=0.4)
-    client = await make_client(settings=make_settings(tmp_path, scheduling=rules))
+    rules = Scheduling(reconcile_timeout=300)
+    client = await make_client(settings=make_settings(tmp_path, scheduling=rules, clock=clock))
     app = client.server.app
     host = app[keys.HOST]
     from no8sd.host.context import PluginContext, PluginServices
@@ -115,13 +122,15 @@ async def test_lease_expires_when_a_plugin_dies_mid_reconcile(make_client, tmp_p
     host.register(WidgetReconciler())
     await create_widget_type(client)
     widget = await create_widget(client, "w")
-    services = PluginServices(app[keys.CORE].db, app[keys.CORE].hub, rules)
+    services = PluginServices(app[keys.CORE].db, app[keys.CORE].hub, rules, clock=clock)
     ctx = PluginContext(services, "widgets", ["Widget"], asyncio.Event())
     claimed = await ctx.get_resources_needing_reconciliation(["Widget"])
     assert [r["id"] for r in claimed] == [widget["id"]]
     await ctx.update_status(widget["id"], "reconciling", message="working")
     assert await ctx.get_resources_needing_reconciliation(["Widget"]) == []
-    await asyncio.sleep(0.5)  # ... the plugin died; the lease runs out
+    clock.advance(299)  # ... the plugin died; the lease (the reconcile timeout) still holds
+    assert await ctx.get_resources_needing_reconciliation(["Widget"]) == []
+    clock.advance(1)  # ... and now it has run out
     again = await ctx.get_resources_needing_reconciliation(["Widget"])
     assert [r["id"] for r in again] == [widget["id"]]
     assert again[0]["status"] == "reconciling"
@@ -191,7 +200,6 @@ async def test_fresh_intent_is_served_before_a_backlog_which_still_drains(make_c
              for i in range(backlog)])
         tx.wake.add("Widget")
 
-    started = time.monotonic()
     await db.write(insert_backlog)
     fresh = await create_widget(client, "fresh")
 
@@ -213,7 +221,6 @@ async def test_fresh_intent_is_served_before_a_backlog_which_still_drains(make_c
         return len({rid for rid, _, _ in plugin.seen}) == backlog + 1
 
     await wait_for(all_seen, timeout=30)  # the last claimed batch may still be starting
-    assert time.monotonic() - started < 150
 
 
 async def test_leases_of_a_killed_daemon_are_released_at_restart(daemon_factory, tmp_path):
@@ -231,22 +238,22 @@ async def test_leases_of_a_killed_daemon_are_released_at_restart(daemon_factory,
             "name": "stuck", "resource_type_name": "Widget", "resource_type_version": "v1",
             "spec": {"sleep": 600}})
         rid = (await resp.json())["id"]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # wait until it is handed out (leased)
+
+        async def leased():  # handed out: due again only when its 300 s lease ends
             body = await (await http.get(f"/api/v1/resources/{rid}")).json()
-            if _ts(body["next_reconcile_time"]) > now() + 100:
-                break
-            await asyncio.sleep(0.05)
+            return _ts(body["next_reconcile_time"]) > now() + 100
+
+        await wait_for(leased)
     first.stop(signal.SIGKILL)
     second = daemon_factory("--plugin", "no8sd_testplugins.widgets:QuickWidgetReconciler",
                             "--reconcile-timeout", "300", db=db)
-    started = time.monotonic()
     async with aiohttp.ClientSession(second.url) as http:
-        while True:
+
+        async def ready():
             body = await (await http.get(f"/api/v1/resources/{rid}")).json()
-            if body["status"] == "ready":
-                break
-            assert time.monotonic() - started < 10, body  # not the 300 s lease
-            await asyncio.sleep(0.05)
+            return body["status"] == "ready"
+
+        # Ready within the wait, far short of the 300 s lease: the restart released it.
+        await wait_for(ready, timeout=30)
     assert "Re-queued 1 resource(s)" in second.output
     assert second.stop() == 0

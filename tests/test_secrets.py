@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import TESTS, no8sd_command
+from conftest import TESTS, no8sd_command, wait_for
 
 from no8sd.builtins.secret_stores import FileSecretStore
 from no8sd.builtins.vault import VaultSecretStore
@@ -103,12 +103,12 @@ async def drive_keyed(http: Any, daemon: Any, url: str, key: str, status: str) -
         "spec": {"secret": key, "url": url}})
     assert resp.status == 201, await resp.text()
     rid = (await resp.json())["id"]
-    for _ in range(500):
+
+    async def reached() -> dict | None:
         body = await (await http.get(f"{base}/api/v1/resources/{rid}")).json()
-        if body["status"] == status:
-            return body
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"resource never became {status}: {body}")
+        return body if body["status"] == status else None
+
+    return await wait_for(reached)
 
 
 async def everything_visible(http: Any, daemon: Any, rid: int) -> str:

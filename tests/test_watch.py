@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 from conftest import all_ready, create_widget, create_widget_type, make_settings, wait_for
@@ -174,17 +173,19 @@ async def test_stalled_client_does_not_hold_up_others_or_writers(make_client):
     await writer.drain()
     live = await client.get("/api/v1/events")
     big = {"size": 1, "outputs": {"blob": "x" * 20_000}}
-    started = time.monotonic()
-    for i in range(40):
-        await create_widget(client, f"w{i}", big)
-    writes_took = time.monotonic() - started
+    # Writers are never blocked behind the stalled reader: the writes all complete (the
+    # wait only turns a block into a clear failure)...
+    async with asyncio.timeout(60):
+        for i in range(40):
+            await create_widget(client, f"w{i}", big)
+    # ... and the live stream carries every one of them.
     names = set()
     while len(names) < 40:
         frame = await next_event(live)
         if frame.event == "CREATED":
             names.add(frame.data["resource_name"])
-    assert writes_took < 10  # writers were never blocked behind the stalled reader
     writer.close()
+    await writer.wait_closed()
 
 
 async def test_stream_limit_answers_503(make_client, tmp_path):
@@ -245,14 +246,14 @@ async def test_resume_across_a_daemon_restart(daemon_factory, tmp_path):
 
 
 async def test_open_streams_do_not_hold_up_shutdown(daemon_factory):
-    daemon = daemon_factory("--shutdown-grace", "20")
+    # A grace far beyond the 20 s `stop` waits: streams holding up the shutdown would make
+    # it wait the whole grace and fail. (How long it takes: bench_responsiveness.py.)
+    daemon = daemon_factory("--shutdown-grace", "120")
     async with aiohttp.ClientSession(daemon.url) as http:
         streams = [await http.get("/api/v1/events") for _ in range(5)]
         assert all(s.status == 200 for s in streams)
-        started = time.monotonic()
         code = await asyncio.to_thread(daemon.stop)
         assert code == 0
-        assert time.monotonic() - started < 10  # far less than the 20 s grace
         for stream in streams:  # each stream was ended cleanly by the server
             while await stream.content.readany():
                 pass

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -55,7 +54,7 @@ class GitHubActionsPlugin(ActionPlugin):
         self.config: dict[str, Any] = {}
         self._session: aiohttp.ClientSession | None = None
         self._active: dict[int, tuple[str, int]] = {}  # resource id -> (runs path, run id)
-        # Run ids matched to some resource -> when (monotonic); see _claim.
+        # Run ids matched to some resource -> when (self.monotonic); see _claim.
         self._claimed: dict[int, float] = {}
         self._succeeded: dict[int, tuple[int, str, dict[str, Any]]] = {}
 
@@ -253,7 +252,7 @@ class GitHubActionsPlugin(ActionPlugin):
         """Mark a run as taken. A claim only matters while another dispatch of this daemon
         may still be looking for its run, which lasts at most the discovery timeout; older
         claims are dropped so the set stays small however long the daemon runs."""
-        moment = time.monotonic()
+        moment = self.monotonic()
         horizon = moment - self.config["discovery_timeout"] - 60
         for old in [r for r, at in self._claimed.items() if at < horizon]:
             del self._claimed[old]
@@ -284,7 +283,7 @@ class GitHubActionsPlugin(ActionPlugin):
                               f"(HTTP {status}{': ' + str(message) if message else ''})")
         since = _server_time(headers) - CLOCK_SLACK
         query["created"] = ">=" + since.strftime("%Y-%m-%dT%H:%M:%SZ")
-        deadline = time.monotonic() + self.config["discovery_timeout"]
+        deadline = self.monotonic() + self.config["discovery_timeout"]
         interval = min(self.config["poll_interval"], 2.0)
         while True:
             candidates = [
@@ -303,7 +302,7 @@ class GitHubActionsPlugin(ActionPlugin):
                 log.info("github_actions: resource %s dispatched run %s", ctx.resource_id,
                          run["id"])
                 return int(run["id"])
-            if time.monotonic() >= deadline:
+            if self.monotonic() >= deadline:
                 raise GitHubError(f"Failed to trigger workflow: no new run of "
                                   f"'{workspace['workflow']}' on {ref} appeared within "
                                   f"{self.config['discovery_timeout']:g}s")
@@ -312,7 +311,7 @@ class GitHubActionsPlugin(ActionPlugin):
     async def _follow(self, ctx: ActionContext, workspace: dict[str, Any],
                       run_id: int) -> ActionResult:
         runs_path = workspace["runs_path"]
-        deadline = time.monotonic() + self.config["timeout"]
+        deadline = self.monotonic() + self.config["timeout"]
         while True:
             try:
                 status, run, _ = await self._request("GET", f"{runs_path}/{run_id}")
@@ -323,7 +322,7 @@ class GitHubActionsPlugin(ActionPlugin):
                 workspace["outputs"] = _run_outputs(ctx, run)
                 if run.get("status") == "completed":
                     break
-            if time.monotonic() >= deadline:
+            if self.monotonic() >= deadline:
                 await self._cancel_quietly(runs_path, run_id)
                 return _failed(f"Workflow run {run_id} timed out after "
                                f"{self.config['timeout']:g}s and was cancelled",

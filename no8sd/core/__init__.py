@@ -41,7 +41,7 @@ class Core:
         self.db = db
         self.clock = clock
         self.hub = Hub()
-        self.write_probe = WriteProbe(db)
+        self.write_probe = WriteProbe(db, clock=clock)
         db.on_commit(self.hub.publish)
         clock.on_jump(self.hub.wake_all)
         self.types = Types(db, clock=clock, validation_budget=validation_budget,

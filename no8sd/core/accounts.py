@@ -149,8 +149,10 @@ class Accounts:
         self.db = db
         self.token_ttl = token_ttl
         self.clock = clock
-        self.by_user = SlidingWindow(max_failures_user, failure_window, clock=clock.now)
-        self.by_address = SlidingWindow(max_failures_address, failure_window, clock=clock.now)
+        # In-memory windows: monotonic time, so a wall-clock step cannot empty or stretch them.
+        self.by_user = SlidingWindow(max_failures_user, failure_window, clock=clock.monotonic)
+        self.by_address = SlidingWindow(max_failures_address, failure_window,
+                                        clock=clock.monotonic)
         # At most one scrypt per CPU at once; a few more logins may wait their turn, and any
         # beyond that are refused at once, so unauthenticated clients cannot queue work.
         self._hash_slots = concurrent_hashes or os.cpu_count() or 2

@@ -141,9 +141,13 @@ class Client:
             # ldap3 hands this to SO_RCVTIMEO as whole seconds; a login's own deadline
             # (no8sd.core.directory) keeps the configured fraction.
             receive_timeout=max(1, math.ceil(self.config.timeout)))
-        conn.open()
-        if self.config.starttls:
-            conn.start_tls()
+        try:
+            conn.open()
+            if self.config.starttls:
+                conn.start_tls()
+        except BaseException:
+            _close(conn)  # an open or StartTLS that fails leaves its socket open otherwise
+            raise
         return conn
 
     # ---- the sync's search -----------------------------------------------------------
@@ -240,6 +244,12 @@ def _close(conn: ldap3.Connection) -> None:
     """Unbind and close; a connection that broke is closed all the same."""
     with contextlib.suppress(lx.LDAPException, OSError):
         conn.unbind()
+    # One whose StartTLS failed (a certificate for another name) is marked closed by
+    # ldap3 with its TLS socket still open.
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
 
 
 def _describe(exc: lx.LDAPException) -> str:

@@ -9,17 +9,19 @@ seconds, and concurrent callers share one probe, so however often /readyz is ask
 from __future__ import annotations
 
 import asyncio
-import time
 
 from no8sd.errors import No8sdError
 from no8sd.store.db import Database
+from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 
 class WriteProbe:
     """Remembers the last probe's outcome for `every` seconds."""
 
-    def __init__(self, db: Database, *, every: float = 1.0, timeout: float = 5.0) -> None:
+    def __init__(self, db: Database, *, every: float = 1.0, timeout: float = 5.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self._db = db
+        self._monotonic = clock.monotonic
         self._every = every
         self._timeout = timeout
         self._checked_at: float | None = None
@@ -28,7 +30,7 @@ class WriteProbe:
 
     async def check(self) -> str | None:
         """None when the last write probe committed; otherwise why it did not."""
-        now = time.monotonic()
+        now = self._monotonic()
         if self._checked_at is not None and now - self._checked_at < self._every:
             return self._problem
         if self._running is None:
@@ -52,5 +54,5 @@ class WriteProbe:
         finally:
             self._running = None
         self._problem = problem
-        self._checked_at = time.monotonic()
+        self._checked_at = self._monotonic()
         return problem

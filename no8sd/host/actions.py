@@ -4,7 +4,7 @@ Built-in `github_actions` first, then the `no8s.actions` entry points in the ord
 they are found. A plugin that fails to load is logged and skipped. Each plugin gets one
 shared instance, initialised on first use with its `load_config_from_env()` (so a
 token set in the environment is always applied, whoever asks first), and closed at
-shutdown.
+shutdown. Every instance reads the daemon's clock (`ActionPlugin.monotonic`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from no8sd.host.discovery import register_entry_points
 from no8sd.plugins.actions import ActionPlugin
+from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("no8sd.plugins")
 
@@ -39,9 +40,10 @@ def _builtin() -> list[type[ActionPlugin]]:
 class ActionRegistry:
     """Known action plugins and their shared, initialised instances."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._entries: dict[str, _Entry] = {}
         self._lock = asyncio.Lock()
+        self._clock = clock
 
     def discover(self, *, entry_points: bool = True,
                  extra: tuple[type[ActionPlugin], ...] = ()) -> None:
@@ -58,6 +60,7 @@ class ActionRegistry:
         if not (isinstance(cls, type) and issubclass(cls, ActionPlugin)):
             raise TypeError(f"{cls!r} is not an ActionPlugin class")
         probe = cls()
+        probe.monotonic = self._clock.monotonic
         name, version = str(probe.name), str(probe.version)
         if name in self._entries:
             log.warning("Replacing action plugin %s with %s", name, cls.__name__)
@@ -83,6 +86,7 @@ class ActionRegistry:
             if entry.ready and entry.instance is not None:
                 return entry.instance
             instance = entry.instance or entry.cls()
+            instance.monotonic = self._clock.monotonic
             await instance.initialize(dict(entry.cls.load_config_from_env()))
             entry.instance = instance
             entry.ready = True

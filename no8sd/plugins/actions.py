@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import abc
 import enum
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -83,6 +85,12 @@ class ResourceSpec:
 
 class ActionPlugin(abc.ABC):
     """An executor reconcilers delegate to; discovered via the `no8s.actions` entry points."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    """Seconds on a clock that never goes back: what a plugin's timeouts and polling
+    deadlines should read. The daemon sets it to its own clock before `initialize()`, so a
+    test can move time forward by hand instead of waiting; a plugin without deadlines
+    ignores it. (A no8sd addition: upstream plugins, which do not read it, run as before.)"""
 
     @property
     @abc.abstractmethod

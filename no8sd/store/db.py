@@ -560,6 +560,12 @@ class Database:
                     written.update(dict.fromkeys(tx.removed))
                 outcomes.append((True, result, None if unit.preview else tx))
             except Exception as exc:  # a failing unit must never take its batch down
+                if isinstance(exc, sqlite3.Error) and not conn.in_transaction:
+                    # ... unless SQLite rolled the whole transaction back itself (a full
+                    # disk, an I/O error): the batch's earlier units are undone too, and a
+                    # later one must not run outside a transaction. All fail with the cause.
+                    error = _storage_error(exc)
+                    return batch, [(False, error, None)] * len(batch), {}
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK TO unit")
                     conn.execute("RELEASE unit")
@@ -777,7 +783,10 @@ def _rewrite_header(tx: Tx) -> None:
 
 
 def _commit(conn: sqlite3.Connection) -> Exception | None:
-    """Commit the open transaction (waiting for the disk); roll back and report on failure."""
+    """Commit the open transaction (waiting for the disk); roll back and report on failure.
+    With none open (SQLite rolled it back, and its batch has failed already), do nothing."""
+    if not conn.in_transaction:
+        return None
     try:
         conn.execute("COMMIT")
         return None
