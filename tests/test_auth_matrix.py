@@ -287,6 +287,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     # the status page's files
     ("GET", "/"): Entry(PUBLIC, 200, fixed("/")),
     ("GET", "/ui/{name}"): Entry(PUBLIC, 200, fixed("/ui/app.js")),
+    ("GET", "/favicon.ico"): Entry(PUBLIC, 200, fixed("/favicon.ico")),
     # plugin discovery
     ("GET", "/api/v1/plugins/reconcilers"): Entry(("system", "view_plugins"), 200,
                                                   fixed("/api/v1/plugins/reconcilers")),

@@ -122,3 +122,13 @@ def test_scripts_reach_only_their_own_origin():
         assert "mode:" not in text and "access_token=" not in text, path.name
         for call in re.findall(r"\b(?:fetch|api)\(\s*([`\"'][^`\"']*)", text):
             assert call[1:].startswith("/api/v1/"), (path.name, call)
+
+
+async def test_browsers_asking_for_favicon_ico_get_the_icon(make_client):
+    # Browsers ask for /favicon.ico on any page of the daemon (a JSON reply included):
+    # the icon, not a 404 in the console.
+    client = await make_client()
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 200
+    assert resp.content_type == "image/svg+xml"
+    assert await resp.read() == (UI_DIR / "icon.svg").read_bytes()

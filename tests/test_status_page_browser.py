@@ -254,8 +254,6 @@ def test_actions_show_only_when_allowed_and_work_from_the_keyboard(page, daemon_
     # A reader sees the resource but no buttons for what they may not do.
     page.open(daemon.url + "/ui/icon.svg")  # the page's origin, to hold the token
     page.js("sessionStorage.setItem('no8sd.token', arguments[0]);", viewer)
-    page.console()
-    page.logs = []  # the icon's page asked for /favicon.ico; the status page does not
     page.open(resource_page)
     page.wait(lambda: "Ready" in page.text("#facts"), what="the resource for the reader")
     assert page.js("return document.querySelectorAll('#actions button').length;") == 0

@@ -117,6 +117,15 @@ async def page(request: web.Request) -> web.Response:
     return _serve(request, "index.html")
 
 
+@routes.add("GET", "/favicon.ico", summary="The icon browsers ask for by this name",
+            public=True, content_type="image/svg+xml",
+            responses={200: ("The status page's icon (SVG)", None), 304: _UNCHANGED})
+async def favicon(request: web.Request) -> web.Response:
+    """Serve the page's icon where browsers look for it unasked (from any page of the
+    daemon, JSON included), instead of a 404 in every browser console."""
+    return _serve(request, "icon.svg")
+
+
 @routes.add("GET", "/ui/{name}", summary="A file of the status page (script, style, icon)",
             public=True, content_type="text/javascript",
             responses={200: ("The file", None), 304: _UNCHANGED,
