@@ -30,6 +30,10 @@ log = logging.getLogger("no8sd.manifests")
 NAME: Final = "manifests"
 MANAGED_BY: Final = f"input:{NAME}"
 SOURCE_KEY: Final = "manifest_source"
+# How often the watching thread looks up from inotify (to see changes settle and to
+# notice shutdown): once a second keeps an idle directory to one wake-up a second of
+# that thread, never of the event loop; stopping waits at most that long.
+WATCH_STEP_MS: Final = 1000
 SETTLE_MS: Final = 300  # changes closer together than this are applied as one
 CHUNK: Final = 500  # manifests per apply
 
@@ -78,7 +82,8 @@ class ManifestsInput(InputPlugin):
         relay_task = asyncio.create_task(relay())
         try:
             async for _changes in awatch(*self.directories, stop_event=stop,
-                                         debounce=SETTLE_MS, step=50, recursive=True):
+                                         debounce=SETTLE_MS, step=WATCH_STEP_MS,
+                                         recursive=True):
                 await self.sync(ctx)
         finally:
             relay_task.cancel()
