@@ -21,11 +21,11 @@ from no8sd.store.rows import Resource
 
 T = TypeVar("T")
 
-ROW_BYTES = 8 * 2**20  # what the cached rows may hold, by the estimate below
+ROW_BYTES = 6 * 2**20  # what the cached rows may hold, by the estimate below
 # A decoded row in memory: a fixed part (the record, its short strings, its conditions),
 # plus its JSON values at several times their text size (dicts and strings of Python
-# objects); measured on rows with 200-byte specs, the estimate errs on the large side.
-_ROW_BASE = 2048
+# objects): a ready row with a 200-byte spec weighs in at ~5 KB, its conditions included.
+_ROW_BASE = 4096
 _JSON_FACTOR = 4
 
 

@@ -217,6 +217,7 @@ def migrate(conn: sqlite3.Connection, *, path: str | None = None,
     return latest
 
 
+READER_CACHE_KIB: Final = 1024
 CHECK_AT_OPEN_BYTES: Final = 64 * 2**20  # larger files are checked after start (open)
 INCREMENTAL: Final = 2  # PRAGMA auto_vacuum's value for incremental vacuum
 RECLAIM_PAGES: Final = 256  # pages returned per unit: about a millisecond of the writer
@@ -321,6 +322,9 @@ class Database:
             reader.row_factory = sqlite3.Row
             await reader.execute("PRAGMA busy_timeout = 5000")
             await reader.execute("PRAGMA query_only = 1")
+            # Readers keep a small page cache of their own (1 MiB, not SQLite's 2 MiB
+            # default): the file's pages stay in the OS cache for all of them anyway.
+            await reader.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
             self._readers.append(reader)
         self._reader_cycle = itertools.cycle(self._readers)
         self._wakeup = asyncio.Event()
