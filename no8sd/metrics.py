@@ -65,6 +65,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._request_counters: dict[tuple[str, str, int], Any] = {}
+        self._request_timers: dict[tuple[str, str], Any] = {}
         self.reconcile_total = Counter(
             "controller_runtime_reconcile_total", "Reconciles per controller and result "
             "(success, error, requeue_after).", ["controller", "result"], registry=r)
@@ -129,9 +131,20 @@ class Metrics:
     def observe_request(self, method: str, route: str, code: int,
                         seconds: float | None) -> None:
         """An HTTP request was answered (`seconds` None for a stream)."""
-        self.http_requests.labels(method, route, str(code)).inc()
+        # The labelled children are looked up once per (method, route, code): labels()
+        # validates and locks on every call, a cost paid on every request otherwise.
+        # Routes are templates and methods a fixed set, so these dicts stay small.
+        counter = self._request_counters.get((method, route, code))
+        if counter is None:
+            counter = self._request_counters[(method, route, code)] = \
+                self.http_requests.labels(method, route, str(code))
+        counter.inc()
         if seconds is not None:
-            self.http_duration.labels(method, route).observe(seconds)
+            timer = self._request_timers.get((method, route))
+            if timer is None:
+                timer = self._request_timers[(method, route)] = \
+                    self.http_duration.labels(method, route)
+            timer.observe(seconds)
 
     # ---- the text format -------------------------------------------------------------
 
