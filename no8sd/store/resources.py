@@ -17,7 +17,7 @@ from typing import Any
 from no8sd import lifecycle
 from no8sd.errors import Conflict
 from no8sd.store.db import Database, Tx, last_id
-from no8sd.store.packing import pack, unpack
+from no8sd.store.packing import pack_words, unpack
 from no8sd.store.rows import History, Resource, dumps
 
 JSON_FIELDS = frozenset(Resource.JSON_COLUMNS)
@@ -26,7 +26,7 @@ JSON_FIELDS = frozenset(Resource.JSON_COLUMNS)
 def _stored(name: str, value: Any) -> Any:
     """A field's value as its column holds it (JSON as text; conditions packed)."""
     if name == "conditions":
-        return pack(dumps(value))
+        return pack_words(dumps(value))
     return dumps(value) if name in JSON_FIELDS else value
 
 # ---- write primitives (inside a unit) -------------------------------------------------
