@@ -22,7 +22,7 @@ from no8sd.core.types import Types
 from no8sd.store import events
 from no8sd.store import resources as resource_store
 from no8sd.store.auth import ACCOUNTS
-from no8sd.store.db import Database, reclaim_unit
+from no8sd.store.db import Database
 from no8sd.store.rows import Event
 from no8sd.timeutil import SYSTEM_CLOCK, Clock
 
@@ -135,6 +135,9 @@ class Core:
         Works in chunks so a big clean-up never holds the writer for long."""
         total = 0
         removed = chunk = events.PRUNE_CHUNK
+        if not await events.prunable(self.db, max_count=max_count, max_age=max_age,
+                                     now=self.clock.now()):
+            removed = 0
         while removed == chunk:
             removed = await self.db.write(events.prune, max_count=max_count, max_age=max_age,
                                           now=self.clock.now(), chunk=chunk)
@@ -145,5 +148,4 @@ class Core:
     async def reclaim_space(self) -> None:
         """Give the file's free pages (beyond a slack kept for new rows) back to the file
         system, a few hundred pages per write so writers never wait long."""
-        while await self.db.write(reclaim_unit):
-            pass
+        await self.db.reclaim()

@@ -710,6 +710,16 @@ class Database:
         self._wakeup.set()
         return await waiter
 
+    async def reclaim(self) -> None:
+        """Give free pages beyond RECLAIM_SLACK back to the file system, a few hundred per
+        write; nothing is written (no commit, no fsync) while the free pages are within
+        the slack, which is nearly always."""
+        row = await self.fetchone("PRAGMA freelist_count")
+        if row is None or row[0] <= RECLAIM_SLACK:
+            return
+        while await self.write(reclaim_unit):
+            pass
+
     async def probe_write(self) -> None:
         """Commit a real write that changes nothing (raises Unavailable when the store
         cannot write): the readiness check's proof that the disk takes writes."""

@@ -69,6 +69,16 @@ async def bounds(db: Database) -> tuple[int, int]:
     return row[0], row[1]
 
 
+async def prunable(db: Database, *, max_count: int, max_age: float, now: float) -> bool:
+    """Whether the log holds more than `max_count` events or one older than `max_age`: a
+    read, so an idle daemon's minutely retention check writes (and syncs) nothing."""
+    row = await db.fetchone("SELECT MIN(id), MAX(id), MIN(ts) FROM events")
+    if row is None or row[0] is None:
+        return False
+    oldest_id, newest_id, oldest_ts = row
+    return bool(newest_id - max_count >= oldest_id or oldest_ts < now - max_age)
+
+
 def prune(tx: Tx, *, max_count: int, max_age: float, now: float, chunk: int = PRUNE_CHUNK) -> int:
     """Delete up to `chunk` events beyond the retention count or age (oldest first); return
     how many went. Callers repeat while a whole chunk went, so a big clean-up never holds
