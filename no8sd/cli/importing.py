@@ -32,6 +32,7 @@ stays. History lines are never imported (no API writes history); they are counte
 
 from __future__ import annotations
 
+import abc
 import sys
 import tempfile
 import threading
@@ -297,8 +298,9 @@ def _in_order(pool: ThreadPoolExecutor, work: Callable[[list[Line]], list[Result
 # ---- writing through server-side apply -----------------------------------------------
 
 
-class Writer:
-    """Writes objects to a server; notes what the server could not take."""
+class Writer(abc.ABC):
+    """Writes objects to a server; notes what the server could not take. ApplyWriter
+    (server-side apply) and RestWriter (upstream's plain routes) say how."""
 
     def __init__(self, conn: Connection) -> None:
         self.first = conn
@@ -325,9 +327,9 @@ class Writer:
         with self._lock:
             setattr(self, what, getattr(self, what) + 1)
 
+    @abc.abstractmethod
     def write(self, batch: list[Line]) -> list[Result | Exception]:
         """Write a batch of one kind; one result (or the refusal) per object, in order."""
-        raise NotImplementedError
 
     def carry(self, line: Line, record: dict[str, Any]) -> bool:
         """Add the finalizers and merge the outputs the server's `record` lacks; return

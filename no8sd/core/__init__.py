@@ -132,20 +132,17 @@ class Core:
 
     async def prune_events(self, *, max_count: int, max_age: float) -> int:
         """Keep the event log within its retention count and age; return how many went.
-        Works in chunks so a big clean-up never holds the writer for long."""
+        Works in chunks so a big clean-up never holds the writer for long; nothing is
+        written when nothing is due to go. Then free pages beyond a slack go
+        back to the file system (Database.reclaim)."""
         total = 0
-        removed = chunk = events.PRUNE_CHUNK
-        if not await events.prunable(self.db, max_count=max_count, max_age=max_age,
-                                     now=self.clock.now()):
-            removed = 0
-        while removed == chunk:
-            removed = await self.db.write(events.prune, max_count=max_count, max_age=max_age,
-                                          now=self.clock.now(), chunk=chunk)
-            total += removed
-        await self.reclaim_space()
-        return total
-
-    async def reclaim_space(self) -> None:
-        """Give the file's free pages (beyond a slack kept for new rows) back to the file
-        system, a few hundred pages per write so writers never wait long."""
+        if await events.prunable(self.db, max_count=max_count, max_age=max_age,
+                                 now=self.clock.now()):
+            removed = chunk = events.PRUNE_CHUNK
+            while removed == chunk:
+                removed = await self.db.write(events.prune, max_count=max_count,
+                                              max_age=max_age, now=self.clock.now(),
+                                              chunk=chunk)
+                total += removed
         await self.db.reclaim()
+        return total

@@ -29,8 +29,6 @@ from typing import Any
 
 log = logging.getLogger("no8sd.plugins")
 
-IDLE_CHECKS_BEFORE_PARKING = 1
-
 
 def plugin_of_task(task_name: str | None) -> str | None:
     """Return the plugin name encoded in a task name, if it is a plugin's task."""
@@ -169,21 +167,13 @@ class LoopWatchdog:
 
     def _watch(self) -> None:
         interval = self.threshold / 2
-        idle_checks = 0
         heartbeat = self._wrapped is None
-        while not self._stop.is_set():
-            if idle_checks >= IDLE_CHECKS_BEFORE_PARKING and not heartbeat:
-                self._park()
-                idle_checks = 0
-                continue
-            if self._stop.wait(interval):
-                return
+        while not self._stop.wait(interval):
             self.lag, self._longest = self._longest, 0.0
             since = self._busy_since
-            if since is None:
-                idle_checks += 1
+            if since is None:  # the loop waits for I/O (never so with a heartbeat)
+                self._park()
                 continue
-            idle_checks = 0
             stalled = time.monotonic() - since
             if heartbeat:
                 stalled -= self.threshold / 4  # a beat is due every threshold / 4

@@ -762,11 +762,6 @@ def check_current(conn: sqlite3.Connection, path: str) -> None:
     files = migration_files()
     latest = files[-1][0] if files else 0
     current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current == 0 and not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
-        # A new file: free pages go back to the file system in steps (reclaim_unit), so
-        # a pruned event log does not leave the file at its largest size for good. The
-        # mode can only be chosen before the first table exists (older files: below).
-        conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
     if current > latest:
         raise StartupError(
             f"database schema version {current} is newer than this no8sd understands "
