@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -296,3 +301,51 @@ def daemon_factory(tmp_path: Path) -> Any:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+def json_request(url: str, method: str = "GET", body: Any = None,
+                 token: str | None = None) -> tuple[int, Any]:
+    """A synchronous JSON request (for tests driving a daemon subprocess without a loop):
+    (status, decoded body or None), errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def on_terminal(args: list[str], env: dict[str, str], *, stdout: bool = True,
+                timeout: float = 60) -> tuple[int, str]:
+    """Run a command with its stderr (and stdout, unless `stdout` is False: then it is
+    thrown away) on a pseudo-terminal; return its exit code and what the terminal showed."""
+    main, secondary = pty.openpty()
+    proc = subprocess.Popen(args, stdout=secondary if stdout else subprocess.DEVNULL,
+                            stderr=secondary, stdin=subprocess.DEVNULL, env=env,
+                            close_fds=True)
+    os.close(secondary)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(main, 65536)
+                except OSError:  # the terminal closed: the command is done
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(timeout=10)
+    finally:
+        os.close(main)
+        if proc.poll() is None:
+            proc.kill()
+    return code, b"".join(chunks).decode()

@@ -3,15 +3,12 @@ first admin from the environment, and the `user` and `token` commands on a live 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
-from conftest import TESTS, no8sd_command
+from conftest import TESTS, json_request, no8sd_command
 
 PASSWORD = "cli-password-123"
 
@@ -26,16 +23,7 @@ def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None
 
 
 def request(url: str, *, token: str | None = None, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    return json_request(url, "POST" if body is not None else "GET", body, token)
 
 
 def login(url: str, username: str, password: str) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import queue
-import select
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TESTS, Daemon, no8sd_command
+from conftest import TESTS, Daemon, no8sd_command, on_terminal
 
 PLUGIN = ("--plugin", "no8sd_testplugins.widgets:WidgetReconciler")
 TYPE_YAML = """\
@@ -422,31 +420,9 @@ def test_login_to_a_daemon_without_authentication(daemon_factory, tmp_path):
 
 def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 30) -> str:
     """Run a command with its stdout and stderr on a pseudo-terminal; return what it wrote."""
-    main, secondary = pty.openpty()
-    proc = subprocess.Popen(args, stdout=secondary, stderr=secondary, stdin=subprocess.DEVNULL,
-                            env=env, close_fds=True)
-    os.close(secondary)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([main], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(main, 65536)
-                except OSError:  # the terminal closed: the command is done
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        assert proc.wait(timeout=10) == 0, b"".join(chunks)
-    finally:
-        os.close(main)
-        if proc.poll() is None:
-            proc.kill()
-    return b"".join(chunks).decode()
+    code, shown = on_terminal(args, env, timeout=timeout)
+    assert code == 0, shown
+    return shown
 
 
 def test_terminal_output_through_a_pseudo_terminal(shared, tmp_path):

@@ -8,20 +8,15 @@ import asyncio
 import hashlib
 import json
 import os
-import pty
-import select
 import sqlite3
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import TESTS, Daemon, no8sd_command, wait_for
+from conftest import TESTS, Daemon, json_request, no8sd_command, on_terminal, wait_for
 from fake_upstream import FakeUpstream
 
 PLUGINS = ("--plugin", "no8sd_testplugins.widgets:WidgetReconciler",
@@ -55,16 +50,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
 
 def call(url: str, method: str, path: str, body: Any = None,
          token: str | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url + path, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
+    return json_request(url + path, method, body, token)
 
 
 def must(url: str, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
@@ -513,44 +499,19 @@ async def test_import_into_a_foreign_server_uses_its_routes_and_says_what_it_can
 # ---- on a terminal -------------------------------------------------------------------
 
 
-def on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run with stderr on a pseudo-terminal (stdout piped away); return the exit code and
-    what the terminal showed."""
-    main, secondary = pty.openpty()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=secondary,
-                            stdin=subprocess.DEVNULL, env=env, close_fds=True)
-    os.close(secondary)
-    chunks = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([main], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(main, 65536)
-                except OSError:  # the terminal closed: the command is done
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(timeout=10)
-    finally:
-        os.close(main)
-        if proc.poll() is None:
-            proc.kill()
-    return code, b"".join(chunks).decode()
+def on_stderr_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with stderr on a pseudo-terminal (stdout piped away)."""
+    return on_terminal(args, env, stdout=False)
 
 
 def test_progress_is_shown_on_a_terminal(source, daemon_factory, tmp_path):
     b, _ = target(daemon_factory, tmp_path)
     objects, _ = objects_in(source.file_export)
-    code, shown = on_terminal([*no8sd_command(), "import", str(source.file_export),
+    code, shown = on_stderr_terminal([*no8sd_command(), "import", str(source.file_export),
                                "--server", b.url], env_for(tmp_path))
     assert code == 0, shown
     assert f"Importing: 100% ({objects} of {objects} objects)" in shown
-    code, shown = on_terminal([*no8sd_command(), "export", "--db", str(source.db),
+    code, shown = on_stderr_terminal([*no8sd_command(), "export", "--db", str(source.db),
                                "-o", str(tmp_path / "out.jsonl")], env_for(tmp_path))
     assert code == 0, shown
     resources = [json.loads(line)["kind"] for line in
